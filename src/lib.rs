@@ -1,0 +1,7 @@
+//! tcpulse: a passive TCP health monitor.
+//!
+//! The pipeline, one module per stage: `capture` (sources of frames) → `decode` (frames to
+//! records) → `dispatch` (symmetric hash, rings to workers) → `flow` (per-shard TCP tracking) →
+//! `metrics` (histograms, per-server aggregation) → `sink` (JSON output). See ARCHITECTURE.md.
+
+pub mod decode;
