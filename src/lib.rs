@@ -5,3 +5,5 @@
 //! `metrics` (histograms, per-server aggregation) → `sink` (JSON output). See ARCHITECTURE.md.
 
 pub mod decode;
+pub mod flow;
+pub mod metrics;

@@ -1,0 +1,143 @@
+//! Latency histograms in microseconds, exported as a summary plus the standard HdrHistogram V2
+//! compressed form (base64), so consumers can merge intervals and appliances exactly.
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest value tracked: ten minutes in µs; larger values are clamped (and still counted).
+const MAX_US: u64 = 600_000_000;
+
+/// A µs histogram whose `record` never fails.
+#[derive(Clone, Debug)]
+pub struct LatencyHist(Histogram<u64>);
+
+impl Default for LatencyHist {
+    /// Three significant figures: the interval-wide histograms.
+    fn default() -> Self {
+        LatencyHist::with_sigfigs(3)
+    }
+}
+
+impl LatencyHist {
+    /// Two significant figures (about 20 KiB instead of 160): one per server.
+    pub fn per_server() -> Self {
+        LatencyHist::with_sigfigs(2)
+    }
+
+    fn with_sigfigs(sigfigs: u8) -> Self {
+        // Constant bounds that hdrhistogram accepts; a failure would be a programming error
+        // that every test building a histogram catches.
+        LatencyHist(Histogram::new_with_bounds(1, MAX_US, sigfigs).expect("valid histogram bounds"))
+    }
+
+    #[inline]
+    pub fn record_ns(&mut self, ns: u64) {
+        self.0.saturating_record((ns / 1000).min(MAX_US));
+    }
+
+    pub fn merge(&mut self, other: &LatencyHist) {
+        // Same bounds on both sides, so `add` cannot fail; fall back to per-value adds anyway.
+        if self.0.add(&other.0).is_err() {
+            for v in other.0.iter_recorded() {
+                self.0.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+            }
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn reset(&mut self) {
+        self.0.reset();
+    }
+
+    pub fn inner(&self) -> &Histogram<u64> {
+        &self.0
+    }
+
+    /// Decodes a histogram exported as `hdr`.
+    pub fn from_base64(text: &str) -> Option<LatencyHist> {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+        let mut de = hdrhistogram::serialization::Deserializer::new();
+        let h: Histogram<u64> = de.deserialize(&mut bytes.as_slice()).ok()?;
+        let mut out = LatencyHist::default();
+        out.0.add(&h).ok()?;
+        Some(out)
+    }
+
+    pub fn summary(&self) -> HistSummary {
+        let h = &self.0;
+        if h.is_empty() {
+            return HistSummary::default();
+        }
+        let mut buf = Vec::new();
+        let hdr = match V2DeflateSerializer::new().serialize(h, &mut buf) {
+            Ok(_) => base64::engine::general_purpose::STANDARD.encode(&buf),
+            Err(_) => String::new(),
+        };
+        HistSummary {
+            count: h.len(),
+            min: h.min(),
+            mean: (h.mean() * 10.0).round() / 10.0,
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            hdr,
+        }
+    }
+}
+
+/// What the JSON carries for one histogram; all values in µs.
+#[derive(Serialize, Debug, Default, Clone, PartialEq)]
+pub struct HistSummary {
+    pub count: u64,
+    pub min: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub hdr: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_in_microseconds_and_round_trips_through_hdr() {
+        let mut h = LatencyHist::default();
+        for us in 1..=1000u64 {
+            h.record_ns(us * 1000 + 999);
+        }
+        let s = h.summary();
+        assert_eq!(s.count, 1000);
+        assert_eq!(s.min, 1);
+        assert_eq!(s.max, 1000);
+        assert_eq!(s.p50, 500);
+        let back = LatencyHist::from_base64(&s.hdr).unwrap();
+        assert_eq!(back.summary(), s);
+    }
+
+    #[test]
+    fn merge_adds_counts() {
+        let mut a = LatencyHist::default();
+        let mut b = LatencyHist::default();
+        a.record_ns(10_000);
+        b.record_ns(20_000);
+        b.record_ns(u64::MAX);
+        a.merge(&b);
+        assert_eq!(a.count(), 3);
+        assert_eq!(a.summary().max, a.inner().highest_equivalent(MAX_US));
+    }
+}
