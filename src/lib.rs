@@ -4,6 +4,11 @@
 //! records) → `dispatch` (symmetric hash, rings to workers) → `flow` (per-shard TCP tracking) →
 //! `metrics` (histograms, per-server aggregation) → `sink` (JSON output). See ARCHITECTURE.md.
 
+pub mod capture;
+pub mod cli;
 pub mod decode;
+pub mod dispatch;
 pub mod flow;
+pub mod gen;
 pub mod metrics;
+pub mod sink;

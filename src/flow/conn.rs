@@ -2,7 +2,7 @@
 //! timeline and the teardown, all plain data so the table can hold it in place.
 
 use super::record::{Close, FlowRecord, HandshakeRecord, PerDir};
-use super::seq_analysis::{DirSeq, Tick};
+use super::seq_analysis::DirSeq;
 use crate::metrics::servers::Endpoint;
 
 /// Client→server is direction 0, server→client direction 1.
@@ -55,10 +55,10 @@ pub struct Conn {
     pub syn_synack_ns: Option<u64>,
     pub synack_ack_ns: Option<u64>,
     pub total_ns: Option<u64>,
-    /// Initial RTT in analysis ticks, the out-of-order threshold.
-    pub first_rtt: Option<Tick>,
+    /// Wireshark's initial RTT (ns, 0 while unknown): the out-of-order threshold.
+    pub first_rtt_ns: u64,
     /// Time the first FIN was seen, for the half-closed stall check.
-    pub fin_tick: Tick,
+    pub fin_ns: u64,
     pub server_idx: u32,
     pub handshake: Handshake,
     pub syn_retransmits: u8,
@@ -80,7 +80,10 @@ impl Conn {
     }
 
     pub fn record(&self, client: Endpoint, server: Endpoint, fallback: Close) -> FlowRecord {
-        let per = |f: &dyn Fn(&Dir) -> u32| PerDir { c2s: f(&self.dir[C2S]), s2c: f(&self.dir[S2C]) };
+        let per = |f: &dyn Fn(&Dir) -> u32| PerDir {
+            c2s: f(&self.dir[C2S]),
+            s2c: f(&self.dir[S2C]),
+        };
         let close = self.closed.unwrap_or(match self.handshake {
             Handshake::SynSent if self.dir[S2C].packets == 0 => Close::Unanswered,
             _ => fallback,
@@ -117,7 +120,13 @@ impl Conn {
             syn: per(&|d| u32::from(d.syn)),
             fin: per(&|d| u32::from(d.fin)),
             rst: per(&|d| u32::from(d.rst)),
-            fin_first: self.fin_first.map(|d| if d as usize == C2S { "client" } else { "server" }),
+            fin_first: self.fin_first.map(|d| {
+                if d as usize == C2S {
+                    "client"
+                } else {
+                    "server"
+                }
+            }),
             half_closed_stall: self.half_closed_stall,
             close,
         }

@@ -4,7 +4,7 @@
 use super::conn::{Conn, Dir, Handshake, C2S, S2C};
 use super::key::FlowKey;
 use super::record::{Close, FlowRecord};
-use super::seq_analysis::{analyze, tick, verdict as v, Segment};
+use super::seq_analysis::{analyze, verdict as v, Segment};
 use super::table::FlowTable;
 use crate::decode::flags::{ACK, FIN, RST, SYN};
 use crate::decode::PacketRecord;
@@ -37,8 +37,8 @@ impl Default for FlowConfig {
         FlowConfig {
             capacity: 1 << 20,
             idle_timeout_ns: 300_000_000_000,
-            half_open_timeout_ns: 30_000_000_000,
-            close_linger_ns: 10_000_000_000,
+            half_open_timeout_ns: 60_000_000_000,
+            close_linger_ns: 60_000_000_000,
             half_closed_stall_ns: 60_000_000_000,
             max_servers: 65_536,
             emit_flows: true,
@@ -66,7 +66,9 @@ impl HandshakeHists {
 #[derive(Debug, Default)]
 pub struct WorkerInterval {
     pub servers: Vec<ServerSnapshot>,
-    pub hists: HandshakeHists,
+    /// `None` when no handshake completed in the interval (histograms are large; empty
+    /// intervals should cost nothing).
+    pub hists: Option<Box<HandshakeHists>>,
     pub flows: Vec<FlowRecord>,
     pub flow_table_full: u64,
     pub active_flows: u64,
@@ -79,10 +81,17 @@ pub struct Engine {
     cfg: FlowConfig,
     table: FlowTable<Conn>,
     servers: ServerTable,
-    hists: HandshakeHists,
+    hists: Option<Box<HandshakeHists>>,
     flows: Vec<FlowRecord>,
     flow_table_full: u64,
-    expired: Vec<(u32, Close)>,
+    due: Vec<(u32, Due)>,
+}
+
+/// What a timer scan found for a flow.
+#[derive(Clone, Copy)]
+enum Due {
+    Expire,
+    Stalled,
 }
 
 impl Engine {
@@ -90,10 +99,10 @@ impl Engine {
         Engine {
             table: FlowTable::with_capacity(cfg.capacity),
             servers: ServerTable::new(cfg.max_servers),
-            hists: HandshakeHists::default(),
+            hists: None,
             flows: Vec::new(),
             flow_table_full: 0,
-            expired: Vec::new(),
+            due: Vec::new(),
             cfg,
         }
     }
@@ -107,8 +116,9 @@ impl Engine {
         self.table.memory_bytes()
     }
 
-    /// Accounts one TCP segment. `hash` is `FlowKey::of(rec).0.hash()`, computed once by capture.
-    pub fn on_packet(&mut self, rec: &PacketRecord, hash: u64) {
+    /// Accounts one TCP segment and returns its analysis verdict bits (`seq_analysis::verdict`).
+    /// `hash` is `FlowKey::of(rec).0.hash()`, computed once by capture.
+    pub fn on_packet(&mut self, rec: &PacketRecord, hash: u64) -> u16 {
         let (key, src_is_lo) = FlowKey::of(rec);
         let idx = match self.table.find(&key, hash) {
             Some(idx) if self.starts_new_connection(idx, rec, src_is_lo) => {
@@ -118,7 +128,7 @@ impl Engine {
             Some(idx) => idx,
             None => self.open(key, hash, rec, src_is_lo),
         };
-        self.update(idx, rec, src_is_lo);
+        self.update(idx, rec, src_is_lo)
     }
 
     /// A SYN whose sequence number differs from the one its sender already used opens another
@@ -128,7 +138,11 @@ impl Engine {
             return false;
         }
         let conn = self.table.get(idx);
-        let sender = &conn.dir[if src_is_lo == conn.client_is_lo { C2S } else { S2C }];
+        let sender = &conn.dir[if src_is_lo == conn.client_is_lo {
+            C2S
+        } else {
+            S2C
+        }];
         sender.base_set && rec.seq != sender.base_seq
     }
 
@@ -144,9 +158,15 @@ impl Engine {
             _ => (rec.sport > rec.dport, true),
         };
         let server = if src_is_client {
-            Endpoint { addr: rec.dst, port: rec.dport }
+            Endpoint {
+                addr: rec.dst,
+                port: rec.dport,
+            }
         } else {
-            Endpoint { addr: rec.src, port: rec.sport }
+            Endpoint {
+                addr: rec.src,
+                port: rec.sport,
+            }
         };
         let server_idx = self.servers.slot(server);
         let entry = self.servers.entry(server_idx);
@@ -184,7 +204,7 @@ impl Engine {
         }
     }
 
-    fn update(&mut self, idx: u32, rec: &PacketRecord, src_is_lo: bool) {
+    fn update(&mut self, idx: u32, rec: &PacketRecord, src_is_lo: bool) -> u16 {
         let conn = self.table.get_mut(idx);
         let sc = &mut self.servers.entry(conn.server_idx).counters;
         let from_client = src_is_lo == conn.client_is_lo;
@@ -200,9 +220,9 @@ impl Engine {
             len: rec.payload_len,
             flags: rec.flags,
             window: rec.window,
-            time: tick(rec.ts_ns),
+            time: rec.ts_ns,
         };
-        let verdict = analyze(&mut fwd.seq, &mut rev.seq, &seg, conn.first_rtt);
+        let verdict = analyze(&mut fwd.seq, &mut rev.seq, &seg, conn.first_rtt_ns);
 
         fwd.packets = fwd.packets.saturating_add(1);
         fwd.payload_bytes += u64::from(rec.payload_len);
@@ -270,14 +290,15 @@ impl Engine {
             }
             ACK => {
                 // Wireshark's initial RTT: latest SYN to the first ACK-bearing non-SYN segment.
-                if conn.syn_ns != 0 && conn.first_rtt.is_none() {
-                    conn.first_rtt = Some(tick(ts.saturating_sub(conn.syn_ns)));
+                if conn.syn_ns != 0 && conn.first_rtt_ns == 0 {
+                    conn.first_rtt_ns = ts.saturating_sub(conn.syn_ns);
                 }
                 if from_client && conn.handshake == Handshake::SynAckSent && flags & RST == 0 {
                     conn.handshake = Handshake::Established;
                     half_open = false;
                     sc.inc(Counter::handshakes);
-                    complete_handshake(conn, ts, &mut self.hists, sc);
+                    let hists = self.hists.get_or_insert_with(Box::default);
+                    complete_handshake(conn, ts, hists, sc);
                     let entry = self.servers.entry(conn.server_idx);
                     if conn.syn_retransmits == 0 && conn.synack_retransmits == 0 {
                         if let Some(total) = conn.total_ns {
@@ -296,7 +317,7 @@ impl Engine {
         // Teardown.
         if flags & FIN != 0 && conn.fin_first.is_none() {
             conn.fin_first = Some(di as u8);
-            conn.fin_tick = tick(ts);
+            conn.fin_ns = ts;
         }
         if conn.closed.is_none() {
             if flags & RST != 0 {
@@ -323,45 +344,51 @@ impl Engine {
                 entry.half_open -= 1;
             }
         }
+        verdict
     }
 
     /// Ends flows whose time is up at capture time `now_ns`; flags half-closed stalls.
     pub fn on_tick(&mut self, now_ns: u64) {
-        let mut expired = std::mem::take(&mut self.expired);
-        expired.clear();
-        let now_tick = tick(now_ns);
-        let stall_ticks = super::seq_analysis::ticks(self.cfg.half_closed_stall_ns);
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
         for idx in self.table.live_indices() {
             let c = self.table.get(idx);
-            let idle = now_ns.saturating_sub(c.last_ns);
-            if c.is_finished() {
-                if idle > self.cfg.close_linger_ns {
-                    expired.push((idx, Close::IdleTimeout));
-                }
-            } else if c.half_open && idle > self.cfg.half_open_timeout_ns {
-                expired.push((idx, Close::IdleTimeout));
-            } else if idle > self.cfg.idle_timeout_ns {
-                expired.push((idx, Close::IdleTimeout));
-            } else if c.fin_first.is_some()
-                && !c.half_closed_stall
-                && now_tick.wrapping_sub(c.fin_tick) > stall_ticks
-            {
-                // Found here, flagged below: the table is borrowed while scanning.
-                expired.push((idx, Close::CaptureEnd));
-            }
-        }
-        for &(idx, why) in &expired {
-            if why == Close::CaptureEnd {
-                let c = self.table.get_mut(idx);
-                c.half_closed_stall = true;
-                let idx_server = c.server_idx;
-                self.servers.entry(idx_server).counters.inc(Counter::half_closed_stalls);
+            let timeout = if c.is_finished() {
+                self.cfg.close_linger_ns
+            } else if c.half_open {
+                self.cfg.half_open_timeout_ns
             } else {
-                let hash = self.table.key(idx).hash();
-                self.close(idx, hash, why);
+                self.cfg.idle_timeout_ns
+            };
+            if now_ns.saturating_sub(c.last_ns) > timeout {
+                due.push((idx, Due::Expire));
+            } else if c.fin_first.is_some()
+                && !c.is_finished()
+                && !c.half_closed_stall
+                && now_ns.saturating_sub(c.fin_ns) > self.cfg.half_closed_stall_ns
+            {
+                due.push((idx, Due::Stalled));
             }
         }
-        self.expired = expired;
+        // Acted on after the scan, which borrows the table.
+        for &(idx, what) in &due {
+            match what {
+                Due::Expire => {
+                    let hash = self.table.key(idx).hash();
+                    self.close(idx, hash, Close::IdleTimeout);
+                }
+                Due::Stalled => {
+                    let c = self.table.get_mut(idx);
+                    c.half_closed_stall = true;
+                    let server = c.server_idx;
+                    self.servers
+                        .entry(server)
+                        .counters
+                        .inc(Counter::half_closed_stalls);
+                }
+            }
+        }
+        self.due = due;
     }
 
     /// Ends every flow still tracked (end of the capture or shutdown).
@@ -377,10 +404,20 @@ impl Engine {
         let conn = *self.table.get(idx);
         let key = *self.table.key(idx);
         let (lo, hi) = (
-            Endpoint { addr: key.lo_addr, port: key.lo_port },
-            Endpoint { addr: key.hi_addr, port: key.hi_port },
+            Endpoint {
+                addr: key.lo_addr,
+                port: key.lo_port,
+            },
+            Endpoint {
+                addr: key.hi_addr,
+                port: key.hi_port,
+            },
         );
-        let (client, server) = if conn.client_is_lo { (lo, hi) } else { (hi, lo) };
+        let (client, server) = if conn.client_is_lo {
+            (lo, hi)
+        } else {
+            (hi, lo)
+        };
         let record = conn.record(client, server, fallback);
         let entry = self.servers.entry(conn.server_idx);
         entry.counters.inc(Counter::closed_flows);
@@ -401,13 +438,9 @@ impl Engine {
     pub fn take_interval(&mut self) -> WorkerInterval {
         let mut servers = Vec::new();
         self.servers.take_interval(&mut servers);
-        let hists = self.hists.clone();
-        self.hists.total.reset();
-        self.hists.syn_synack.reset();
-        self.hists.synack_ack.reset();
         WorkerInterval {
             servers,
-            hists,
+            hists: self.hists.take(),
             flows: std::mem::take(&mut self.flows),
             flow_table_full: std::mem::take(&mut self.flow_table_full),
             active_flows: self.table.len() as u64,
@@ -419,7 +452,11 @@ impl Engine {
 /// detection compares later SYNs against it.
 fn infer_base_seq(fwd: &mut Dir, rev: &mut Dir, rec: &PacketRecord) {
     if !fwd.base_set {
-        fwd.base_seq = if rec.flags & SYN != 0 { rec.seq } else { rec.seq.wrapping_sub(1) };
+        fwd.base_seq = if rec.flags & SYN != 0 {
+            rec.seq
+        } else {
+            rec.seq.wrapping_sub(1)
+        };
         fwd.base_set = true;
     } else if rec.flags & SYN != 0 {
         if rec.flags & ACK == 0 {
@@ -436,7 +473,12 @@ fn infer_base_seq(fwd: &mut Dir, rev: &mut Dir, rec: &PacketRecord) {
     }
 }
 
-fn count_verdict(fwd: &mut Dir, sc: &mut crate::metrics::counters::Counters, verdict: u16, len: u32) {
+fn count_verdict(
+    fwd: &mut Dir,
+    sc: &mut crate::metrics::counters::Counters,
+    verdict: u16,
+    len: u32,
+) {
     if verdict & v::RETRANSMISSION != 0 {
         fwd.retransmits = fwd.retransmits.saturating_add(1);
         sc.inc(Counter::retransmits);

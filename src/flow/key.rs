@@ -18,9 +18,19 @@ impl FlowKey {
     pub fn of(rec: &PacketRecord) -> (FlowKey, bool) {
         let src_is_lo = (rec.src, rec.sport) <= (rec.dst, rec.dport);
         let key = if src_is_lo {
-            FlowKey { lo_addr: rec.src, hi_addr: rec.dst, lo_port: rec.sport, hi_port: rec.dport }
+            FlowKey {
+                lo_addr: rec.src,
+                hi_addr: rec.dst,
+                lo_port: rec.sport,
+                hi_port: rec.dport,
+            }
         } else {
-            FlowKey { lo_addr: rec.dst, hi_addr: rec.src, lo_port: rec.dport, hi_port: rec.sport }
+            FlowKey {
+                lo_addr: rec.dst,
+                hi_addr: rec.src,
+                lo_port: rec.dport,
+                hi_port: rec.sport,
+            }
         };
         (key, src_is_lo)
     }

@@ -25,24 +25,10 @@ pub mod verdict {
 }
 use verdict::*;
 
-/// Time in the analysis' own unit: capture nanoseconds >> 10 (about 1 µs), kept in 32 bits.
-/// Only differences under an hour are ever taken, and wrapping subtraction keeps those exact.
-pub type Tick = u32;
-
-#[inline]
-pub fn tick(ts_ns: u64) -> Tick {
-    (ts_ns >> 10) as u32
-}
-
-/// Ticks in `ns` nanoseconds, rounded up.
-pub const fn ticks(ns: u64) -> Tick {
-    ns.div_ceil(1024) as u32
-}
-
-/// A fast retransmission follows the duplicate ACKs that triggered it within this time.
-const FAST_RETRANSMIT_WINDOW: Tick = ticks(20_000_000);
-/// Out-of-order threshold when the connection's first RTT is unknown.
-const DEFAULT_OOO_THRESHOLD: Tick = ticks(3_000_000);
+/// A fast retransmission follows the duplicate ACKs that triggered it within this time (ns).
+const FAST_RETRANSMIT_WINDOW: u64 = 20_000_000;
+/// Out-of-order threshold when the connection's first RTT is unknown (ns).
+const DEFAULT_OOO_THRESHOLD: u64 = 3_000_000;
 
 /// What one direction of a connection has sent so far, as the analysis needs it. Like
 /// Wireshark, 0 means "unknown" for `next_seq`, `max_seq_to_ack` and `last_ack`; a genuine 0
@@ -55,8 +41,11 @@ pub struct DirSeq {
     pub max_seq_to_ack: u32,
     /// ACK field of this direction's last segment (stored whether or not the ACK bit was set).
     pub last_ack: u32,
-    pub next_seq_time: Tick,
-    pub last_ack_time: Tick,
+    /// Capture times (ns) of the segment that set `next_seq` and of this direction's last one.
+    /// Thresholds as small as one initial RTT (sometimes a microsecond) are compared against
+    /// them, so they keep full precision.
+    pub next_seq_time: u64,
+    pub last_ack_time: u64,
     /// Raw window field of this direction's last segment; `u32::MAX` before the first.
     pub window: u32,
     /// Duplicate ACKs this direction sent since its ACK number last changed. [`DUP_ACK_SENTINEL`]
@@ -92,7 +81,8 @@ pub struct Segment {
     pub flags: u8,
     /// Raw window field: every check compares raw values, scaling would not change their outcome.
     pub window: u16,
-    pub time: Tick,
+    /// Capture time, ns.
+    pub time: u64,
 }
 
 #[inline]
@@ -111,9 +101,9 @@ fn seq_le(a: u32, b: u32) -> bool {
 }
 
 /// Classifies `seg`, sent by the `fwd` direction, and updates `fwd` (and `rev` when `seg`
-/// acknowledges data never seen). `first_rtt` is the connection's initial RTT when known; it
-/// sets the out-of-order threshold.
-pub fn analyze(fwd: &mut DirSeq, rev: &mut DirSeq, seg: &Segment, first_rtt: Option<Tick>) -> u16 {
+/// acknowledges data never seen). `first_rtt_ns` is the connection's initial RTT, 0 while
+/// unknown; it sets the out-of-order threshold.
+pub fn analyze(fwd: &mut DirSeq, rev: &mut DirSeq, seg: &Segment, first_rtt_ns: u64) -> u16 {
     let mut v = 0u16;
     let syn_fin_rst = seg.flags & (SYN | FIN | RST) != 0;
     let window = u32::from(seg.window);
@@ -140,16 +130,25 @@ pub fn analyze(fwd: &mut DirSeq, rev: &mut DirSeq, seg: &Segment, first_rtt: Opt
         if bare_repeat && window != 0 && window != fwd.window {
             v |= WINDOW_UPDATE;
         }
-        if bare_repeat && window != 0 && window == fwd.window && rev.last_verdict & KEEP_ALIVE != 0 {
+        if bare_repeat && window != 0 && window == fwd.window && rev.last_verdict & KEEP_ALIVE != 0
+        {
             v |= KEEP_ALIVE_ACK;
             break 'checks;
         }
-        if bare_repeat && window == 0 && fwd.window == 0 && rev.last_verdict & ZERO_WINDOW_PROBE != 0 {
+        if bare_repeat
+            && window == 0
+            && fwd.window == 0
+            && rev.last_verdict & ZERO_WINDOW_PROBE != 0
+        {
             v |= ZERO_WINDOW_PROBE_ACK;
             break 'checks;
         }
         if bare_repeat && window != 0 && window == fwd.window {
-            fwd.dup_acks = if fwd.dup_acks == DUP_ACK_SENTINEL { 1 } else { fwd.dup_acks + 1 };
+            fwd.dup_acks = if fwd.dup_acks == DUP_ACK_SENTINEL {
+                1
+            } else {
+                fwd.dup_acks + 1
+            };
             v |= DUP_ACK;
         }
     }
@@ -171,7 +170,7 @@ pub fn analyze(fwd: &mut DirSeq, rev: &mut DirSeq, seg: &Segment, first_rtt: Opt
     }
 
     if (seg.len > 0 || seg.flags & (SYN | FIN) != 0) && v & KEEP_ALIVE == 0 {
-        v |= classify_resend(fwd, rev, seg, first_rtt);
+        v |= classify_resend(fwd, rev, seg, first_rtt_ns);
     }
 
     // Advance the highest sequence seen; a zero-window probe does not (its byte is not accepted).
@@ -198,7 +197,7 @@ pub fn analyze(fwd: &mut DirSeq, rev: &mut DirSeq, seg: &Segment, first_rtt: Opt
 /// For a segment carrying sequence space: spurious, fast, out-of-order or plain retransmission,
 /// tested in that order. Fast and spurious retransmissions are retransmissions too, so they
 /// carry the generic bit as well (as tshark shows them).
-fn classify_resend(fwd: &DirSeq, rev: &DirSeq, seg: &Segment, first_rtt: Option<Tick>) -> u16 {
+fn classify_resend(fwd: &DirSeq, rev: &DirSeq, seg: &Segment, first_rtt_ns: u64) -> u16 {
     let mut not_advanced = fwd.next_seq != 0 && seq_lt(seg.seq, fwd.next_seq);
     // Data that follows a one-byte probe starts one below the next sequence number: new data.
     if seg.len > 1 && seg.seq == fwd.next_seq.wrapping_sub(1) {
@@ -215,9 +214,10 @@ fn classify_resend(fwd: &DirSeq, rev: &DirSeq, seg: &Segment, first_rtt: Option<
     {
         return FAST_RETRANSMISSION | RETRANSMISSION;
     }
-    let ooo_threshold = match first_rtt {
-        Some(rtt) if rtt > 0 => rtt,
-        _ => DEFAULT_OOO_THRESHOLD,
+    let ooo_threshold = if first_rtt_ns > 0 {
+        first_rtt_ns
+    } else {
+        DEFAULT_OOO_THRESHOLD
     };
     let end_with_flags = end.wrapping_add(u32::from(seg.flags & (SYN | FIN) != 0));
     if not_advanced
@@ -247,15 +247,32 @@ mod tests {
 
     impl Conv {
         fn new() -> Self {
-            Conv { c: DirSeq::default(), s: DirSeq::default() }
+            Conv {
+                c: DirSeq::default(),
+                s: DirSeq::default(),
+            }
         }
         fn client(&mut self, t_ms: u64, seq: u32, ack: u32, len: u32, flags: u8, win: u16) -> u16 {
-            let seg = Segment { seq, ack, len, flags, window: win, time: tick(t_ms * MS) };
-            analyze(&mut self.c, &mut self.s, &seg, None)
+            let seg = Segment {
+                seq,
+                ack,
+                len,
+                flags,
+                window: win,
+                time: t_ms * MS,
+            };
+            analyze(&mut self.c, &mut self.s, &seg, 0)
         }
         fn server(&mut self, t_ms: u64, seq: u32, ack: u32, len: u32, flags: u8, win: u16) -> u16 {
-            let seg = Segment { seq, ack, len, flags, window: win, time: tick(t_ms * MS) };
-            analyze(&mut self.s, &mut self.c, &seg, None)
+            let seg = Segment {
+                seq,
+                ack,
+                len,
+                flags,
+                window: win,
+                time: t_ms * MS,
+            };
+            analyze(&mut self.s, &mut self.c, &seg, 0)
         }
     }
 
@@ -278,7 +295,10 @@ mod tests {
     fn timeout_retransmission_of_data() {
         let mut cv = established();
         assert_eq!(cv.client(30, 101, 501, 100, ACK | PSH, 1000), 0);
-        assert_eq!(cv.client(300, 101, 501, 100, ACK | PSH, 1000), RETRANSMISSION);
+        assert_eq!(
+            cv.client(300, 101, 501, 100, ACK | PSH, 1000),
+            RETRANSMISSION
+        );
     }
 
     #[test]
@@ -291,7 +311,10 @@ mod tests {
         assert_eq!(cv.server(40, 501, 101, 0, ACK, 1000), DUP_ACK);
         assert_eq!(cv.server(41, 501, 101, 0, ACK, 1000), DUP_ACK);
         assert_eq!(cv.server(42, 501, 101, 0, ACK, 1000), DUP_ACK);
-        assert_eq!(cv.client(45, 101, 501, 100, ACK, 1000), FAST_RETRANSMISSION | RETRANSMISSION);
+        assert_eq!(
+            cv.client(45, 101, 501, 100, ACK, 1000),
+            FAST_RETRANSMISSION | RETRANSMISSION
+        );
     }
 
     #[test]
@@ -306,7 +329,10 @@ mod tests {
         let mut cv = established();
         cv.client(30, 101, 501, 100, ACK, 1000);
         cv.server(40, 501, 201, 0, ACK, 1000);
-        assert_eq!(cv.client(300, 101, 501, 100, ACK, 1000), SPURIOUS_RETRANSMISSION | RETRANSMISSION);
+        assert_eq!(
+            cv.client(300, 101, 501, 100, ACK, 1000),
+            SPURIOUS_RETRANSMISSION | RETRANSMISSION
+        );
     }
 
     #[test]
@@ -315,7 +341,10 @@ mod tests {
         cv.client(30, 101, 501, 100, ACK, 1000);
         assert_eq!(cv.server(40, 501, 201, 0, ACK, 0), ZERO_WINDOW);
         assert_eq!(cv.client(300, 201, 501, 1, ACK, 1000), ZERO_WINDOW_PROBE);
-        assert_eq!(cv.server(301, 501, 201, 0, ACK, 0), ZERO_WINDOW | ZERO_WINDOW_PROBE_ACK);
+        assert_eq!(
+            cv.server(301, 501, 201, 0, ACK, 0),
+            ZERO_WINDOW | ZERO_WINDOW_PROBE_ACK
+        );
         // The probe did not advance the sequence: the next probe is again a probe, not a resend.
         assert_eq!(cv.client(900, 201, 501, 1, ACK, 1000), ZERO_WINDOW_PROBE);
     }
@@ -343,6 +372,9 @@ mod tests {
         cv.server(1, 7, u32::MAX - 9, 0, SYN | ACK, 1000);
         cv.client(2, u32::MAX - 9, 8, 20, ACK, 1000);
         assert_eq!(cv.client(3, 10, 8, 20, ACK, 1000), 0);
-        assert_eq!(cv.client(500, u32::MAX - 9, 8, 20, ACK, 1000), RETRANSMISSION);
+        assert_eq!(
+            cv.client(500, u32::MAX - 9, 8, 20, ACK, 1000),
+            RETRANSMISSION
+        );
     }
 }

@@ -14,9 +14,13 @@ type Slot = u64;
 pub struct FlowTable<V> {
     index: Vec<Slot>,
     mask: usize,
+    capacity: usize,
+    /// Entries grow up to `capacity` as flows arrive: the reservation is virtual memory until
+    /// used, so a large table costs nothing at start-up.
     keys: Vec<FlowKey>,
     values: Vec<V>,
     live: Vec<bool>,
+    /// Entries freed by `remove`, reused before the slab grows.
     free: Vec<u32>,
 }
 
@@ -24,26 +28,25 @@ pub struct FlowTable<V> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct TableFull;
 
-impl<V: Default + Clone> FlowTable<V> {
+impl<V> FlowTable<V> {
     /// A table holding at most `capacity` flows (at least 1).
     pub fn with_capacity(capacity: usize) -> Self {
-        let capacity = capacity.clamp(1, u32::MAX as usize - 1);
+        let capacity = capacity.clamp(1, 1 << 31);
         // Load factor at most 3/4 when full keeps linear probe runs short.
         let slots = (capacity + capacity / 3 + 1).next_power_of_two().max(16);
         FlowTable {
             index: vec![0; slots],
             mask: slots - 1,
-            keys: vec![FlowKey::default(); capacity],
-            values: vec![V::default(); capacity],
+            capacity,
+            keys: Vec::with_capacity(capacity),
+            values: Vec::with_capacity(capacity),
             live: vec![false; capacity],
-            free: (0..capacity as u32).rev().collect(),
+            free: Vec::new(),
         }
     }
-}
 
-impl<V> FlowTable<V> {
     pub fn capacity(&self) -> usize {
-        self.values.len()
+        self.capacity
     }
 
     pub fn len(&self) -> usize {
@@ -55,7 +58,7 @@ impl<V> FlowTable<V> {
     }
 
     pub fn is_full(&self) -> bool {
-        self.free.is_empty()
+        self.free.is_empty() && self.values.len() == self.capacity
     }
 
     #[inline]
@@ -86,9 +89,19 @@ impl<V> FlowTable<V> {
     /// Inserts a new entry (the caller has checked that `key` is absent) and returns its index.
     #[inline]
     pub fn insert(&mut self, key: FlowKey, hash: u64, value: V) -> Result<u32, TableFull> {
-        let idx = self.free.pop().ok_or(TableFull)?;
-        self.keys[idx as usize] = key;
-        self.values[idx as usize] = value;
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                self.keys[idx as usize] = key;
+                self.values[idx as usize] = value;
+                idx
+            }
+            None if self.values.len() < self.capacity => {
+                self.keys.push(key);
+                self.values.push(value);
+                (self.values.len() - 1) as u32
+            }
+            None => return Err(TableFull),
+        };
         self.live[idx as usize] = true;
         let mut pos = hash as usize & self.mask;
         while self.index[pos] != 0 {
@@ -157,16 +170,17 @@ impl<V> FlowTable<V> {
 
     /// Slab indices of all live entries.
     pub fn live_indices(&self) -> impl Iterator<Item = u32> + '_ {
-        self.live.iter().enumerate().filter(|(_, &l)| l).map(|(i, _)| i as u32)
+        self.live[..self.values.len()]
+            .iter()
+            .enumerate()
+            .filter(|(_, &l)| l)
+            .map(|(i, _)| i as u32)
     }
 
-    /// Bytes of memory the table holds, for the per-flow memory figure.
+    /// Bytes of memory the table holds when full, for the per-flow memory figure.
     pub fn memory_bytes(&self) -> usize {
         self.index.len() * std::mem::size_of::<Slot>()
-            + self.keys.len() * std::mem::size_of::<FlowKey>()
-            + self.values.len() * std::mem::size_of::<V>()
-            + self.live.len()
-            + self.free.capacity() * 4
+            + self.capacity * (std::mem::size_of::<FlowKey>() + std::mem::size_of::<V>() + 1)
     }
 }
 

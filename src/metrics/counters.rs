@@ -90,7 +90,10 @@ impl Counters {
 
     /// Retransmitted data segments per data segment, 0 when no data was sent.
     pub fn retransmit_ratio(&self) -> f64 {
-        ratio(self.get(Counter::data_retransmits), self.get(Counter::data_segments))
+        ratio(
+            self.get(Counter::data_retransmits),
+            self.get(Counter::data_segments),
+        )
     }
 
     /// Backlog pressure in 0..=1: the share of connection attempts that show the server failing

@@ -41,7 +41,8 @@ impl LatencyHist {
         // Same bounds on both sides, so `add` cannot fail; fall back to per-value adds anyway.
         if self.0.add(&other.0).is_err() {
             for v in other.0.iter_recorded() {
-                self.0.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+                self.0
+                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
             }
         }
     }
@@ -64,7 +65,9 @@ impl LatencyHist {
 
     /// Decodes a histogram exported as `hdr`.
     pub fn from_base64(text: &str) -> Option<LatencyHist> {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?;
         let mut de = hdrhistogram::serialization::Deserializer::new();
         let h: Histogram<u64> = de.deserialize(&mut bytes.as_slice()).ok()?;
         let mut out = LatencyHist::default();

@@ -1,1 +1,305 @@
-//! Placeholder, filled below.
+//! The interval record: capture statistics, TCP counters, histograms and the top servers,
+//! merged from every worker's share of the interval.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::counters::{Counter, Counters};
+use super::hist::{HistSummary, LatencyHist};
+use super::servers::{Endpoint, ServerSnapshot};
+use crate::decode::DecodeError;
+use crate::flow::engine::{HandshakeHists, WorkerInterval};
+use crate::flow::FlowRecord;
+
+/// What the capture stage saw in one interval, before any flow analysis.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Frames that decoded to no TCP record, by reason (indexed by `DecodeError::index`).
+    pub decode: [u64; DecodeError::ALL.len()],
+    /// Packets stamped earlier than the interval they arrived in (kept in that interval).
+    pub ts_backwards: u64,
+    /// Forward jumps in capture time too large to fill with empty intervals.
+    pub time_jumps: u64,
+    pub drops: Drops,
+}
+
+impl CaptureStats {
+    pub fn count_error(&mut self, e: DecodeError) {
+        self.decode[e.index()] += 1;
+    }
+
+    pub fn merge(&mut self, other: &CaptureStats) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        for (a, b) in self.decode.iter_mut().zip(other.decode.iter()) {
+            *a += b;
+        }
+        self.ts_backwards += other.ts_backwards;
+        self.time_jumps += other.time_jumps;
+        self.drops.merge(&other.drops);
+    }
+}
+
+/// The monitor's own losses. Offline analysis never drops; live capture fills the XDP fields.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Drops {
+    pub xdp_rx_dropped: u64,
+    pub xdp_rx_ring_full: u64,
+    pub xdp_fill_ring_empty: u64,
+    pub xdp_invalid_descs: u64,
+    pub worker_ring_full: u64,
+    /// Flows evicted because the flow table was full.
+    pub flow_table_full: u64,
+}
+
+impl Drops {
+    pub fn merge(&mut self, o: &Drops) {
+        self.xdp_rx_dropped += o.xdp_rx_dropped;
+        self.xdp_rx_ring_full += o.xdp_rx_ring_full;
+        self.xdp_fill_ring_empty += o.xdp_fill_ring_empty;
+        self.xdp_invalid_descs += o.xdp_invalid_descs;
+        self.worker_ring_full += o.worker_ring_full;
+        self.flow_table_full += o.flow_table_full;
+    }
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct CaptureJson {
+    pub packets: u64,
+    pub bytes: u64,
+    pub non_tcp: u64,
+    pub malformed: u64,
+    pub decode_errors: BTreeMap<&'static str, u64>,
+    pub ts_backwards: u64,
+    pub time_jumps: u64,
+    pub drops: Drops,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct TcpJson {
+    #[serde(flatten)]
+    pub counters: Counters,
+    pub retransmit_ratio: f64,
+    pub backlog_pressure: f64,
+    pub active_flows: u64,
+    pub half_open: u64,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct HistogramsJson {
+    pub handshake_total_us: HistSummary,
+    pub syn_synack_us: HistSummary,
+    pub synack_ack_us: HistSummary,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct ServerJson {
+    /// `ip:port`, or `"other"` for the bucket of servers beyond the per-worker server limit.
+    pub server: String,
+    #[serde(flatten)]
+    pub counters: Counters,
+    pub half_open: u64,
+    pub active_flows: u64,
+    pub backlog_pressure: f64,
+    pub retransmit_ratio: f64,
+    pub handshake_total_us: HistSummary,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct IntervalRecord {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub source: String,
+    pub capture: CaptureJson,
+    pub tcp: TcpJson,
+    pub histograms: HistogramsJson,
+    pub servers: Vec<ServerJson>,
+    /// Servers active in the interval but not listed (beyond the top-N).
+    pub servers_omitted: u64,
+}
+
+/// One server summed over workers.
+#[derive(Default)]
+struct ServerSum {
+    overflow: bool,
+    counters: Counters,
+    hist: Option<LatencyHist>,
+    half_open: u64,
+    active_flows: u64,
+}
+
+/// Merges the workers' shares of one interval into its record, and collects the flow records
+/// that ended in it in a worker-independent order.
+pub fn merge_interval(
+    start_ns: u64,
+    end_ns: u64,
+    source: &str,
+    capture: &CaptureStats,
+    parts: Vec<WorkerInterval>,
+    top_servers: usize,
+) -> (IntervalRecord, Vec<FlowRecord>) {
+    let mut hists: Option<Box<HandshakeHists>> = None;
+    let mut servers: BTreeMap<(bool, Endpoint), ServerSum> = BTreeMap::new();
+    let mut flows = Vec::new();
+    let mut drops = capture.drops.clone();
+    let mut active_flows = 0;
+    for part in parts {
+        match (&mut hists, part.hists) {
+            (Some(acc), Some(h)) => acc.merge(&h),
+            (None, h) => hists = h,
+            (_, None) => {}
+        }
+        drops.flow_table_full += part.flow_table_full;
+        active_flows += part.active_flows;
+        flows.extend(part.flows);
+        for s in part.servers {
+            add_server(&mut servers, s);
+        }
+    }
+    flows.sort_by(|a, b| {
+        (a.last_ns, a.first_ns, a.client, a.server)
+            .cmp(&(b.last_ns, b.first_ns, b.client, b.server))
+    });
+
+    let mut total = Counters::default();
+    let mut half_open = 0;
+    for s in servers.values() {
+        total.merge(&s.counters);
+        half_open += s.half_open;
+    }
+    let listed = select_servers(&servers, top_servers);
+    let servers_omitted = (servers.len() - listed.len()) as u64;
+    let server_json = listed
+        .into_iter()
+        .map(|key| {
+            let s = &servers[&key];
+            ServerJson {
+                server: if s.overflow {
+                    "other".to_string()
+                } else {
+                    key.1.to_string()
+                },
+                counters: s.counters,
+                half_open: s.half_open,
+                active_flows: s.active_flows,
+                backlog_pressure: round4(s.counters.backlog_pressure()),
+                retransmit_ratio: round4(s.counters.retransmit_ratio()),
+                handshake_total_us: s
+                    .hist
+                    .as_ref()
+                    .map(LatencyHist::summary)
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+
+    let decode_errors = DecodeError::ALL
+        .iter()
+        .map(|e| (e.name(), capture.decode[e.index()]))
+        .collect();
+    let malformed = DecodeError::ALL
+        .iter()
+        .filter(|e| e.is_malformed())
+        .map(|e| capture.decode[e.index()])
+        .sum();
+    let non_tcp = DecodeError::ALL
+        .iter()
+        .filter(|e| !e.is_malformed())
+        .map(|e| capture.decode[e.index()])
+        .sum();
+    let record = IntervalRecord {
+        kind: "interval",
+        start_ns,
+        end_ns,
+        source: source.to_string(),
+        capture: CaptureJson {
+            packets: capture.packets,
+            bytes: capture.bytes,
+            non_tcp,
+            malformed,
+            decode_errors,
+            ts_backwards: capture.ts_backwards,
+            time_jumps: capture.time_jumps,
+            drops,
+        },
+        tcp: TcpJson {
+            counters: total,
+            retransmit_ratio: round4(total.retransmit_ratio()),
+            backlog_pressure: round4(total.backlog_pressure()),
+            active_flows,
+            half_open,
+        },
+        histograms: match hists {
+            Some(h) => HistogramsJson {
+                handshake_total_us: h.total.summary(),
+                syn_synack_us: h.syn_synack.summary(),
+                synack_ack_us: h.synack_ack.summary(),
+            },
+            None => HistogramsJson {
+                handshake_total_us: HistSummary::default(),
+                syn_synack_us: HistSummary::default(),
+                synack_ack_us: HistSummary::default(),
+            },
+        },
+        servers: server_json,
+        servers_omitted,
+    };
+    (record, flows)
+}
+
+fn add_server(servers: &mut BTreeMap<(bool, Endpoint), ServerSum>, s: ServerSnapshot) {
+    let sum = servers.entry((s.overflow, s.endpoint)).or_default();
+    sum.overflow = s.overflow;
+    sum.counters.merge(&s.counters);
+    sum.half_open += u64::from(s.half_open);
+    sum.active_flows += u64::from(s.active_flows);
+    if let Some(h) = s.handshake_total {
+        match &mut sum.hist {
+            Some(acc) => acc.merge(&h),
+            None => sum.hist = Some(*h),
+        }
+    }
+}
+
+/// The `n` busiest servers by packets, plus up to `n` more that show handshake trouble (SYN
+/// or SYN/ACK resends, unanswered SYNs, RSTs to SYN): a server under a SYN flood may carry
+/// little traffic and must still be seen.
+fn select_servers(
+    servers: &BTreeMap<(bool, Endpoint), ServerSum>,
+    n: usize,
+) -> Vec<(bool, Endpoint)> {
+    let mut by_traffic: Vec<_> = servers
+        .iter()
+        .filter(|(_, s)| !s.counters.is_zero())
+        .collect();
+    by_traffic.sort_by(|a, b| {
+        b.1.counters
+            .get(Counter::packets)
+            .cmp(&a.1.counters.get(Counter::packets))
+            .then(a.0.cmp(b.0))
+    });
+    let mut chosen: Vec<_> = by_traffic.iter().take(n).map(|(k, _)| **k).collect();
+    let trouble = |s: &ServerSum| {
+        s.counters.get(Counter::syn_retransmits)
+            + s.counters.get(Counter::synack_retransmits)
+            + s.counters.get(Counter::unanswered_syn)
+            + s.counters.get(Counter::rst_to_syn)
+    };
+    let mut troubled: Vec<_> = by_traffic
+        .iter()
+        .skip(n)
+        .filter(|(_, s)| trouble(s) > 0)
+        .collect();
+    troubled.sort_by(|a, b| trouble(b.1).cmp(&trouble(a.1)).then(a.0.cmp(b.0)));
+    chosen.extend(troubled.iter().take(n).map(|(k, _)| **k));
+    chosen
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}

@@ -86,7 +86,10 @@ impl ServerTable {
         if self.index.len() >= self.capacity {
             return OVERFLOW;
         }
-        let entry = ServerEntry { endpoint, ..ServerEntry::default() };
+        let entry = ServerEntry {
+            endpoint,
+            ..ServerEntry::default()
+        };
         let idx = match self.free.pop() {
             Some(idx) => {
                 self.entries[idx as usize] = entry;
@@ -148,13 +151,19 @@ mod tests {
     use crate::metrics::counters::Counter;
 
     fn ep(port: u16) -> Endpoint {
-        Endpoint { addr: Addr::from_v4([10, 0, 0, 7]), port }
+        Endpoint {
+            addr: Addr::from_v4([10, 0, 0, 7]),
+            port,
+        }
     }
 
     #[test]
     fn endpoints_print_like_socket_addresses() {
         assert_eq!(ep(443).to_string(), "10.0.0.7:443");
-        let v6 = Endpoint { addr: Addr::from_v6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]), port: 443 };
+        let v6 = Endpoint {
+            addr: Addr::from_v6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]),
+            port: 443,
+        };
         assert_eq!(v6.to_string(), "[2001:db8::7]:443");
     }
 

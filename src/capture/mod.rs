@@ -1,0 +1,11 @@
+//! Capture: where frames come from. Only this stage touches files or the kernel; it hands
+//! `(timestamp, link type, bytes)` to decode.
+//!
+//! - [`pcap_file`]: zero-copy reading of pcap and pcapng files (format from the magic number).
+//! - [`pcap_writer`]: writing pcap and pcapng, for saved samples and for tests.
+
+pub mod pcap_file;
+pub mod pcap_writer;
+
+pub use pcap_file::{CaptureError, CaptureFile, FileFormat, Frame, Frames, MAX_FRAME_LEN};
+pub use pcap_writer::{PcapNgWriter, PcapWriter};

@@ -1,0 +1,157 @@
+//! Command line: `tcpulse analyze FILE...` (offline). Doc comments are the help text.
+
+pub mod analyze;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit codes (documented in docs/cli.md).
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// Command-line usage error (clap's own code).
+    pub const USAGE: i32 = 2;
+    /// An input could not be opened or is not a capture; other inputs were still analysed.
+    pub const INPUT_UNREADABLE: i32 = 3;
+    /// An input was truncated, corrupt or of an unsupported link type part-way; everything
+    /// before the fault was analysed and reported.
+    pub const INPUT_DAMAGED: i32 = 4;
+    /// Output could not be written (closed pipe, full disk, no permission).
+    pub const OUTPUT_FAILED: i32 = 5;
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "tcpulse", version, about = "Passive TCP health monitor")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Analyse pcap/pcapng files as if they were live traffic: interval records on the output,
+    /// and one record per connection with --flows.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap or pcapng, detected from content), analysed in the order given as
+    /// one continuous capture.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Interval length in capture time, e.g. 1s, 500ms, 1m.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Where interval records go (`-` for standard output).
+    #[arg(long, short, default_value = "-")]
+    pub output: String,
+
+    /// Also write one flow record per connection here (`-` for standard output).
+    #[arg(long)]
+    pub flows: Option<String>,
+
+    /// Flow worker threads; results do not depend on it.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
+    #[command(flatten)]
+    pub table: TableArgs,
+
+    /// Servers listed per interval by traffic (plus as many with handshake trouble).
+    #[arg(long, default_value_t = 20)]
+    pub top_servers: usize,
+
+    /// Show a progress line on standard error (default: when it is a terminal).
+    #[arg(long)]
+    pub progress: Option<bool>,
+}
+
+/// Flow-table size and timeouts (capture time).
+#[derive(Args, Debug, Clone)]
+pub struct TableArgs {
+    /// Flows tracked at once, over all workers; beyond it the least useful flows are evicted
+    /// (half-open first) and counted as `flow_table_full` drops.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_flows: usize,
+
+    /// End flows idle this long.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// End handshakes that make no progress for this long (`unanswered` if the SYN got no
+    /// reply). Longer than the last SYN resend gap of Linux's defaults (32 s).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub half_open_timeout: Duration,
+
+    /// Keep closed flows this long for stray packets (final ACKs, resent FIN/RST/SYN), like
+    /// TCP's TIME_WAIT (2 MSL).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub close_linger: Duration,
+
+    /// Report a half-closed connection (one FIN only) as stalled after this long.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub half_closed_stall: Duration,
+}
+
+impl TableArgs {
+    pub fn flow_config(&self, workers: usize, emit_flows: bool) -> crate::flow::FlowConfig {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        crate::flow::FlowConfig {
+            capacity: self.max_flows.div_ceil(workers.max(1)),
+            idle_timeout_ns: ns(self.idle_timeout),
+            half_open_timeout_ns: ns(self.half_open_timeout),
+            close_linger_ns: ns(self.close_linger),
+            half_closed_stall_ns: ns(self.half_closed_stall),
+            emit_flows,
+            ..crate::flow::FlowConfig::default()
+        }
+    }
+}
+
+/// Parses `250ms`, `1s`, `1.5s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 1s, 500ms)"))?;
+    let secs = match unit {
+        "ns" => value / 1e9,
+        "us" | "µs" => value / 1e6,
+        "ms" => value / 1e3,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{text}` (use ns, us, ms, s, m, h)"
+            ))
+        }
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+        return Err(format!("`{text}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! Synthetic traffic with known answers: captures of many concurrent TCP connections, each
+//! with the flow record a correct analysis must produce for it.
+//!
+//! [`Scenario`] says what to generate (see `scenario.rs` for the rules that keep every
+//! connection unambiguous), [`write_pcap`] writes it as a nanosecond Ethernet pcap and returns
+//! the [`Truth`] per connection, and [`truth_json`] turns a truth into the shape of a flow
+//! record (`docs/schema.md`) with `"type": "truth"`, so the two compare field by field.
+
+pub mod frame;
+pub mod scenario;
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::capture::pcap_writer::PcapWriter;
+
+pub use frame::TcpFrame;
+pub use scenario::{CloseMix, Feature, Generated, Rng, Scenario, Stamped, Truth};
+
+/// pcap LINKTYPE_ETHERNET.
+const LINKTYPE_ETHERNET: u32 = 1;
+
+/// Generates `scenario` into a classic pcap at `path` (Ethernet, nanosecond timestamps) and
+/// returns the truth for each connection, in connection order.
+///
+/// # Errors
+/// Whatever creating or writing the file returns.
+pub fn write_pcap(scenario: &Scenario, path: &Path) -> io::Result<Vec<Truth>> {
+    let generated = scenario.generate();
+    let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let mut pcap = PcapWriter::new(file, LINKTYPE_ETHERNET, true)?;
+    let mut buf = Vec::with_capacity(2048);
+    for s in &generated.frames {
+        buf.clear();
+        s.frame.write_ethernet(&mut buf);
+        pcap.write_frame(s.ts_ns, &buf)?;
+    }
+    pcap.flush()?;
+    Ok(generated.truths)
+}
+
+/// Writes one [`truth_json`] line per truth.
+///
+/// # Errors
+/// Whatever writing returns.
+pub fn write_truth_lines<W: Write>(truths: &[Truth], mut w: W) -> io::Result<()> {
+    for t in truths {
+        serde_json::to_writer(&mut w, &truth_json(t))?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+}
+
+/// A truth in the shape of a flow record, `"type": "truth"`. Every field but `type` has the
+/// name, unit and meaning of the flow record's field of that name.
+pub fn truth_json(t: &Truth) -> Value {
+    let per = |p: (u64, u64)| json!({ "c2s": p.0, "s2c": p.1 });
+    let per32 = |p: (u32, u32)| per((u64::from(p.0), u64::from(p.1)));
+    json!({
+        "type": "truth",
+        "client": t.client.to_string(),
+        "server": t.server.to_string(),
+        "roles_guessed": false,
+        "first_ns": t.first_ns,
+        "last_ns": t.last_ns,
+        "handshake": {
+            "syn_synack_ns": t.syn_synack_ns,
+            "synack_ack_ns": t.synack_ack_ns,
+            "total_ns": t.total_ns,
+            "syn_retransmits": t.syn_retransmits,
+            "synack_retransmits": t.synack_retransmits,
+        },
+        "packets": per(t.packets),
+        "payload_bytes": per(t.payload_bytes),
+        "retransmits": per32(t.retransmits),
+        "fast_retransmits": per32(t.fast_retransmits),
+        "spurious_retransmits": per32(t.spurious_retransmits),
+        "out_of_order": per32(t.out_of_order),
+        "dup_acks": per32(t.dup_acks),
+        "zero_window": per32(t.zero_window),
+        "zero_window_probes": per32(t.zero_window_probes),
+        "syn": per32(t.syn),
+        "fin": per32(t.fin),
+        "rst": per32(t.rst),
+        "fin_first": t.fin_first,
+        "half_closed_stall": false,
+        "close": t.close,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::pcap_file::CaptureFile;
+
+    #[test]
+    fn pcap_reads_back_frame_for_frame() {
+        let sc = Scenario::mixed(21, 40);
+        let path =
+            std::env::temp_dir().join(format!("tcpulse-gen-unit-{}.pcap", std::process::id()));
+        let truths = write_pcap(&sc, &path).unwrap();
+        let generated = sc.generate();
+        assert_eq!(truths, generated.truths);
+        let file = CaptureFile::open(&path).unwrap();
+        let mut n = 0;
+        let mut buf = Vec::new();
+        for (frame, s) in file.frames().zip(&generated.frames) {
+            let frame = frame.unwrap();
+            buf.clear();
+            s.frame.write_ethernet(&mut buf);
+            assert_eq!((frame.ts_ns, frame.data), (s.ts_ns, &buf[..]));
+            n += 1;
+        }
+        assert_eq!(n, generated.frames.len());
+        assert_eq!(file.frames().count(), n);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn truth_json_has_the_flow_record_shape() {
+        let t = &Scenario::default().generate().truths[0];
+        let v = truth_json(t);
+        assert_eq!(v["type"], "truth");
+        assert_eq!(v["client"], t.client.to_string());
+        assert_eq!(v["handshake"]["total_ns"], t.total_ns.unwrap());
+        assert_eq!(v["packets"]["s2c"], t.packets.1);
+        assert_eq!(v["close"], "fin");
+        assert_eq!(v["fin_first"], "client");
+        let mut out = Vec::new();
+        write_truth_lines(std::slice::from_ref(t), &mut out).unwrap();
+        let back: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(out.last(), Some(&b'\n'));
+    }
+}

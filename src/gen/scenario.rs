@@ -1,0 +1,1169 @@
+//! Deterministic synthetic conversations and their ground truth.
+//!
+//! A [`Scenario`] describes many concurrent connections as seen from a tap between clients and
+//! servers: handshake legs drawn from ranges, request/response exchanges, and anomalies switched
+//! on per feature. [`Scenario::generate`] plays every connection on its own timeline, merges the
+//! timelines, and returns the frames in time order together with one [`Truth`] per connection:
+//! what a Wireshark-compatible analysis must report for it.
+//!
+//! The truth is counted from what each connection was made to do, not by analysing the frames.
+//! To keep that honest, every pattern is built so that it has exactly one reading under the
+//! rules of `flow::seq_analysis`:
+//! - every data segment carries at least 2 bytes, so no resend looks like a keep-alive, and only
+//!   the intended zero-window probes carry 1 byte;
+//! - each side advertises one window value for the whole connection (SYN included), except 0
+//!   during a zero-window episode, which always ends with a window update; so a bare ACK that
+//!   repeats the previous ACK number is a duplicate ACK exactly when it is meant to be one;
+//! - before each flight of data, the receiver's last segment acknowledged all the sender's data,
+//!   and every episode ends with a new ACK number, so no run of duplicate ACKs leaks into the
+//!   next episode;
+//! - timeout and spurious resends come at least 200 ms and twice the initial RTT after the
+//!   highest segment (never out-of-order, never fast); fast resends come 20 µs – 15 ms after the
+//!   last of at least 3 duplicate ACKs; out-of-order pairs are swapped by at most a quarter of
+//!   the initial RTT (and 900 µs);
+//! - lost segments are lost after the tap, so the tap sees the original and the resend, and no
+//!   ACK ever covers data the tap did not see;
+//! - initial sequence numbers are chosen so that no sequence or acknowledgment number of the
+//!   connection is 0, which the analysis reads as "unknown".
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::RangeInclusive;
+
+use super::frame::TcpFrame;
+use crate::decode::flags::{ACK, FIN, PSH, RST, SYN};
+
+const US: u64 = 1_000;
+const MS: u64 = 1_000_000;
+const SEC: u64 = 1_000_000_000;
+
+/// Client host addresses per family; connection `i` uses host `i % HOSTS`, port
+/// `FIRST_CLIENT_PORT + i / HOSTS`, so every connection has its own addresses and ports.
+const HOSTS: u32 = 500;
+const FIRST_CLIENT_PORT: u32 = 1024;
+/// Most connections one scenario can hold with distinct client ports.
+pub const MAX_CONNECTIONS: u32 = HOSTS * (65_536 - FIRST_CLIENT_PORT);
+const SERVER_HOSTS: u64 = 20;
+const SERVER_PORTS: [u16; 5] = [80, 443, 8080, 8443, 5432];
+
+/// splitmix64: small, fast, and good enough to drive a test generator.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform in the range; an empty range gives its start.
+    pub fn range(&mut self, r: &RangeInclusive<u64>) -> u64 {
+        let (lo, hi) = (*r.start(), *r.end());
+        if hi <= lo {
+            return lo;
+        }
+        match (hi - lo).checked_add(1) {
+            Some(span) => lo + self.below(span),
+            None => self.next_u64(),
+        }
+    }
+
+    pub fn range32(&mut self, r: &RangeInclusive<u32>) -> u32 {
+        self.range(&(u64::from(*r.start())..=u64::from(*r.end()))) as u32
+    }
+
+    /// True with probability `p`/1000.
+    pub fn per_mille(&mut self, p: u16) -> bool {
+        self.below(1000) < u64::from(p)
+    }
+}
+
+/// How often one kind of event happens: in `per_mille` of the connections that can have it,
+/// `count` times each (drawn uniformly).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Feature {
+    pub per_mille: u16,
+    pub count: RangeInclusive<u32>,
+}
+
+impl Feature {
+    pub const OFF: Feature = Feature {
+        per_mille: 0,
+        count: 0..=0,
+    };
+
+    /// In every connection, `count` times.
+    pub const fn every(count: RangeInclusive<u32>) -> Feature {
+        Feature {
+            per_mille: 1000,
+            count,
+        }
+    }
+
+    pub const fn some(per_mille: u16, count: RangeInclusive<u32>) -> Feature {
+        Feature { per_mille, count }
+    }
+
+    fn draw(&self, rng: &mut Rng) -> u32 {
+        if rng.per_mille(self.per_mille) {
+            rng.range32(&self.count)
+        } else {
+            0
+        }
+    }
+}
+
+/// Relative weights of the ways established connections end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseMix {
+    /// FIN from the client first, then the server's.
+    pub fin_client: u16,
+    /// FIN from the server first, then the client's.
+    pub fin_server: u16,
+    pub rst_client: u16,
+    pub rst_server: u16,
+    /// Still open when the capture ends.
+    pub open: u16,
+}
+
+impl CloseMix {
+    pub const FIN_CLIENT: CloseMix = CloseMix {
+        fin_client: 1,
+        fin_server: 0,
+        rst_client: 0,
+        rst_server: 0,
+        open: 0,
+    };
+    pub const ALL: CloseMix = CloseMix {
+        fin_client: 5,
+        fin_server: 2,
+        rst_client: 1,
+        rst_server: 1,
+        open: 1,
+    };
+}
+
+/// Parameters of a synthetic capture. All times are nanoseconds; ranges are inclusive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    pub seed: u64,
+    pub connections: u32,
+    /// Capture time of the earliest possible SYN.
+    pub start_ns: u64,
+    /// SYNs are spread uniformly over this much time after `start_ns`.
+    pub arrival_spread_ns: u64,
+    /// SYN → SYN/ACK at the tap; also the tap → server → tap time for data.
+    pub syn_synack_ns: RangeInclusive<u64>,
+    /// SYN/ACK → ACK at the tap; also the tap → client → tap time for data.
+    pub synack_ack_ns: RangeInclusive<u64>,
+    /// Request/response exchanges per established connection (episodes may add more).
+    pub exchanges: RangeInclusive<u32>,
+    /// Data segments in a request (at least 1) and a response (0: a bare ACK answers).
+    pub request_segments: RangeInclusive<u32>,
+    pub response_segments: RangeInclusive<u32>,
+    /// Payload bytes per data segment; raised to at least 2 (see the module notes).
+    pub segment_len: RangeInclusive<u32>,
+    /// Pause before each request and before the teardown.
+    pub think_ns: RangeInclusive<u64>,
+    pub ipv6_per_mille: u16,
+    /// Connections seen with an 802.1Q tag on one direction only, as from a SPAN port.
+    pub vlan_per_mille: u16,
+    /// Connections whose sequence numbers wrap past 2^32 (in either direction or both).
+    pub seq_wrap_per_mille: u16,
+    /// Connections whose SYN the server answers with RST.
+    pub refused_per_mille: u16,
+    /// Connections whose SYN nothing answers.
+    pub unanswered_per_mille: u16,
+    /// Resends of the SYN (1 s, 2 s, 4 s ... apart), in any kind of connection.
+    pub syn_retransmits: Feature,
+    /// Resends of the SYN/ACK (1 s, 2 s, ... apart), in connections the server accepts.
+    pub synack_retransmits: Feature,
+    /// Episodes per established connection, each in a random flight of either direction.
+    pub timeout_retransmits: Feature,
+    pub fast_retransmits: Feature,
+    pub spurious_retransmits: Feature,
+    pub out_of_order: Feature,
+    pub zero_window: Feature,
+    /// Zero-window probes in each zero-window episode.
+    pub zero_window_probes: RangeInclusive<u32>,
+    pub close: CloseMix,
+}
+
+impl Default for Scenario {
+    /// Clean traffic: 100 IPv4 connections, handshake, a few exchanges, FIN from the client.
+    fn default() -> Self {
+        Scenario {
+            seed: 1,
+            connections: 100,
+            start_ns: 1_700_000_000 * SEC,
+            arrival_spread_ns: 2 * SEC,
+            syn_synack_ns: 200 * US..=40 * MS,
+            synack_ack_ns: 50 * US..=20 * MS,
+            exchanges: 1..=4,
+            request_segments: 1..=2,
+            response_segments: 0..=6,
+            segment_len: 2..=1460,
+            think_ns: 100 * US..=50 * MS,
+            ipv6_per_mille: 0,
+            vlan_per_mille: 0,
+            seq_wrap_per_mille: 0,
+            refused_per_mille: 0,
+            unanswered_per_mille: 0,
+            syn_retransmits: Feature::OFF,
+            synack_retransmits: Feature::OFF,
+            timeout_retransmits: Feature::OFF,
+            fast_retransmits: Feature::OFF,
+            spurious_retransmits: Feature::OFF,
+            out_of_order: Feature::OFF,
+            zero_window: Feature::OFF,
+            zero_window_probes: 0..=2,
+            close: CloseMix::FIN_CLIENT,
+        }
+    }
+}
+
+impl Scenario {
+    /// Every feature on, in realistic proportions.
+    pub fn mixed(seed: u64, connections: u32) -> Scenario {
+        Scenario {
+            seed,
+            connections,
+            arrival_spread_ns: 5 * SEC,
+            ipv6_per_mille: 200,
+            vlan_per_mille: 100,
+            seq_wrap_per_mille: 100,
+            refused_per_mille: 30,
+            unanswered_per_mille: 20,
+            syn_retransmits: Feature::some(50, 1..=3),
+            synack_retransmits: Feature::some(30, 1..=2),
+            timeout_retransmits: Feature::some(100, 1..=2),
+            fast_retransmits: Feature::some(80, 1..=2),
+            spurious_retransmits: Feature::some(50, 1..=1),
+            out_of_order: Feature::some(80, 1..=2),
+            zero_window: Feature::some(50, 1..=1),
+            close: CloseMix::ALL,
+            ..Scenario::default()
+        }
+    }
+
+    /// Plays every connection and merges them in time order (ties: by connection, then in
+    /// the connection's own order).
+    ///
+    /// # Panics
+    /// With more than [`MAX_CONNECTIONS`] connections.
+    pub fn generate(&self) -> Generated {
+        assert!(
+            self.connections <= MAX_CONNECTIONS,
+            "at most {MAX_CONNECTIONS} connections"
+        );
+        let mut frames = Vec::new();
+        let mut truths = Vec::with_capacity(self.connections as usize);
+        for i in 0..self.connections {
+            let (conn_frames, truth) = Conv::new(self, i).play();
+            frames.extend(conn_frames.into_iter().map(|(ts_ns, frame)| Stamped {
+                ts_ns,
+                conn: i,
+                frame,
+            }));
+            truths.push(truth);
+        }
+        // Stable: a connection's frames keep their order (their times also strictly increase).
+        frames.sort_by_key(|s| (s.ts_ns, s.conn));
+        Generated { frames, truths }
+    }
+}
+
+/// A frame and when the tap saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamped {
+    pub ts_ns: u64,
+    /// Index of the connection (into [`Generated::truths`]).
+    pub conn: u32,
+    pub frame: TcpFrame,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generated {
+    /// In capture-time order.
+    pub frames: Vec<Stamped>,
+    /// One per connection, in connection order.
+    pub truths: Vec<Truth>,
+}
+
+/// What the analysis must report for one connection. Pairs are (client→server,
+/// server→client). Field meanings follow the flow record (docs/schema.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Truth {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// Latest SYN → first SYN/ACK.
+    pub syn_synack_ns: Option<u64>,
+    /// Latest SYN/ACK → the handshake's ACK.
+    pub synack_ack_ns: Option<u64>,
+    /// Latest SYN → the handshake's ACK.
+    pub total_ns: Option<u64>,
+    pub syn_retransmits: u32,
+    pub synack_retransmits: u32,
+    pub packets: (u64, u64),
+    pub payload_bytes: (u64, u64),
+    /// Every resent segment, SYN, SYN/ACK, fast and spurious resends included.
+    pub retransmits: (u32, u32),
+    pub fast_retransmits: (u32, u32),
+    pub spurious_retransmits: (u32, u32),
+    pub out_of_order: (u32, u32),
+    pub dup_acks: (u32, u32),
+    pub zero_window: (u32, u32),
+    pub zero_window_probes: (u32, u32),
+    /// Segments with SYN, FIN, RST set.
+    pub syn: (u32, u32),
+    pub fin: (u32, u32),
+    pub rst: (u32, u32),
+    /// `"client"` or `"server"`.
+    pub fin_first: Option<&'static str>,
+    /// `fin`, `rst_client`, `rst_server`, `refused`, `unanswered` or `capture_end`.
+    pub close: &'static str,
+}
+
+/// What goes wrong in one flight of data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Anomaly {
+    None,
+    /// The last segment is lost after the tap and resent after the RTO.
+    Timeout,
+    /// The first segment is lost after the tap; each later one draws a duplicate ACK; the
+    /// sender resends it quickly.
+    Fast,
+    /// The receiver's ACK is lost after the tap; the sender resends the last segment after the
+    /// RTO; the receiver answers it with a duplicate ACK.
+    Spurious,
+    /// Two neighbouring segments reach the tap swapped.
+    OutOfOrder,
+    /// The receiver acknowledges with window 0, answers probes with window 0, then reopens.
+    ZeroWindow,
+}
+
+impl Anomaly {
+    fn min_segments(self) -> u32 {
+        match self {
+            Anomaly::Fast => 4,
+            Anomaly::OutOfOrder => 2,
+            _ => 1,
+        }
+    }
+}
+
+const CLIENT: usize = 0;
+const SERVER: usize = 1;
+
+/// One segment before addresses and initial sequence numbers are applied: `seq` is relative to
+/// the sender's ISN, `ack` to the receiver's.
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    ts: u64,
+    from: usize,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    window: u16,
+    len: u32,
+}
+
+/// Counts per direction (index [`CLIENT`] = client→server).
+#[derive(Default)]
+struct Tally {
+    packets: [u64; 2],
+    bytes: [u64; 2],
+    retransmits: [u32; 2],
+    fast: [u32; 2],
+    spurious: [u32; 2],
+    ooo: [u32; 2],
+    dup_acks: [u32; 2],
+    zero_window: [u32; 2],
+    probes: [u32; 2],
+    syn: [u32; 2],
+    fin: [u32; 2],
+    rst: [u32; 2],
+}
+
+fn pair32(v: [u32; 2]) -> (u32, u32) {
+    (v[0], v[1])
+}
+
+/// One connection being played.
+struct Conv<'a> {
+    sc: &'a Scenario,
+    index: u32,
+    rng: Rng,
+    t: u64,
+    segs: Vec<Seg>,
+    /// Next relative sequence number of each side.
+    next: [u32; 2],
+    window: [u16; 2],
+    /// Tap → side → tap: the client's leg is SYN/ACK → ACK, the server's SYN → SYN/ACK.
+    leg: [u64; 2],
+    /// Initial RTT (latest SYN → handshake ACK), once established.
+    rtt: u64,
+    tally: Tally,
+}
+
+impl<'a> Conv<'a> {
+    fn new(sc: &'a Scenario, index: u32) -> Self {
+        // Each connection has its own stream, so connections do not depend on one another.
+        let mut seed = Rng::new(sc.seed ^ u64::from(index).wrapping_mul(0xd1b5_4a32_d192_ed03));
+        let mut rng = Rng::new(seed.next_u64());
+        let t = sc.start_ns + rng.range(&(0..=sc.arrival_spread_ns));
+        let leg = [rng.range(&sc.synack_ack_ns), rng.range(&sc.syn_synack_ns)];
+        let window = [
+            1000 + rng.below(64_536) as u16,
+            1000 + rng.below(64_536) as u16,
+        ];
+        Conv {
+            sc,
+            index,
+            rng,
+            t,
+            segs: Vec::new(),
+            next: [0; 2],
+            window,
+            leg,
+            rtt: 0,
+            tally: Tally::default(),
+        }
+    }
+
+    /// The time `dt` after the last segment (at least 1 ns, so times strictly increase).
+    fn after(&self, dt: u64) -> u64 {
+        self.t + dt.max(1)
+    }
+
+    fn emit(&mut self, seg: Seg) {
+        debug_assert!(self.segs.is_empty() || seg.ts > self.t);
+        self.t = seg.ts;
+        self.segs.push(seg);
+        let t = &mut self.tally;
+        t.packets[seg.from] += 1;
+        t.bytes[seg.from] += u64::from(seg.len);
+        for (bit, count) in [(SYN, &mut t.syn), (FIN, &mut t.fin), (RST, &mut t.rst)] {
+            if seg.flags & bit != 0 {
+                count[seg.from] += 1;
+            }
+        }
+    }
+
+    /// A segment without data.
+    fn control(&mut self, ts: u64, from: usize, seq: u32, ack: u32, flags: u8, window: u16) {
+        self.emit(Seg {
+            ts,
+            from,
+            seq,
+            ack,
+            flags,
+            window,
+            len: 0,
+        });
+    }
+
+    /// Data from `from` at relative `seq`, acknowledging everything the peer sent.
+    fn data(&mut self, ts: u64, from: usize, seq: u32, len: u32, psh: bool) {
+        let flags = if psh { ACK | PSH } else { ACK };
+        let (ack, window) = (self.next[1 - from], self.window[from]);
+        self.emit(Seg {
+            ts,
+            from,
+            seq,
+            ack,
+            flags,
+            window,
+            len,
+        });
+    }
+
+    /// A segment without data from `from`, acknowledging `ack`.
+    fn bare_ack(&mut self, ts: u64, from: usize, ack: u32, window: u16) {
+        let seq = self.next[from];
+        self.control(ts, from, seq, ack, ACK, window);
+    }
+
+    /// A retransmission timeout: past 200 ms and twice the initial RTT.
+    fn rto(&mut self) -> u64 {
+        (200 * MS).max(2 * self.rtt) + self.rng.range(&(0..=20 * MS))
+    }
+
+    fn play(mut self) -> (Vec<(u64, TcpFrame)>, Truth) {
+        let mut truth_hs = (None, None, None);
+        let (close, fin_first) = match self.handshake(&mut truth_hs) {
+            Some(close) => (close, None),
+            None => {
+                self.exchanges();
+                self.teardown()
+            }
+        };
+        self.finish(truth_hs, close, fin_first)
+    }
+
+    /// SYN (and resends), then refusal, silence or SYN/ACK (and resends) and ACK. Returns the
+    /// close reason when the connection ends here.
+    fn handshake(
+        &mut self,
+        legs: &mut (Option<u64>, Option<u64>, Option<u64>),
+    ) -> Option<&'static str> {
+        let syn_resends = self.sc.syn_retransmits.draw(&mut self.rng);
+        let kind = self.rng.below(1000);
+        let (wc, ws) = (self.window[CLIENT], self.window[SERVER]);
+        self.control(self.t, CLIENT, 0, 0, SYN, wc);
+        for k in 0..syn_resends {
+            self.control(self.after(SEC << k), CLIENT, 0, 0, SYN, wc);
+            self.tally.retransmits[CLIENT] += 1;
+        }
+        self.next[CLIENT] = 1;
+        let last_syn = self.t;
+        let refused = u64::from(self.sc.refused_per_mille);
+        if kind < refused {
+            // The server's ISN is taken as 0 for this connection: the RST's sequence number.
+            self.control(self.after(self.leg[SERVER]), SERVER, 0, 1, RST | ACK, 0);
+            return Some("refused");
+        }
+        if kind < refused + u64::from(self.sc.unanswered_per_mille) {
+            return Some("unanswered");
+        }
+        self.control(self.after(self.leg[SERVER]), SERVER, 0, 1, SYN | ACK, ws);
+        let first_synack = self.t;
+        let synack_resends = self.sc.synack_retransmits.draw(&mut self.rng);
+        for k in 0..synack_resends {
+            self.control(self.after(SEC << k), SERVER, 0, 1, SYN | ACK, ws);
+            self.tally.retransmits[SERVER] += 1;
+        }
+        self.next[SERVER] = 1;
+        let last_synack = self.t;
+        self.control(self.after(self.leg[CLIENT]), CLIENT, 1, 1, ACK, wc);
+        self.rtt = self.t - last_syn;
+        *legs = (
+            Some(first_synack - last_syn),
+            Some(self.t - last_synack),
+            Some(self.rtt),
+        );
+        None
+    }
+
+    /// Which flight gets which anomaly: `[request, response]` per exchange.
+    fn plan(&mut self) -> Vec<[Anomaly; 2]> {
+        let n = self.rng.range32(&self.sc.exchanges) as usize;
+        let mut plan = vec![[Anomaly::None; 2]; n];
+        let sc = self.sc;
+        // Out-of-order needs a swap gap comfortably under the initial RTT.
+        let ooo_possible = self.rtt >= 50 * US;
+        let episodes = [
+            (&sc.timeout_retransmits, Anomaly::Timeout),
+            (&sc.fast_retransmits, Anomaly::Fast),
+            (&sc.spurious_retransmits, Anomaly::Spurious),
+            (&sc.out_of_order, Anomaly::OutOfOrder),
+            (&sc.zero_window, Anomaly::ZeroWindow),
+        ];
+        for (feature, anomaly) in episodes {
+            let count = feature.draw(&mut self.rng);
+            if anomaly == Anomaly::OutOfOrder && !ooo_possible {
+                continue;
+            }
+            for _ in 0..count {
+                let dir = self.rng.below(2) as usize;
+                let start = self.rng.below(plan.len() as u64) as usize;
+                let free = (0..plan.len())
+                    .map(|k| (start + k) % plan.len())
+                    .find(|&e| plan[e][dir] == Anomaly::None);
+                match free {
+                    Some(e) => plan[e][dir] = anomaly,
+                    None => {
+                        let mut flights = [Anomaly::None; 2];
+                        flights[dir] = anomaly;
+                        plan.push(flights);
+                    }
+                }
+            }
+        }
+        plan
+    }
+
+    fn exchanges(&mut self) {
+        for [request, response] in self.plan() {
+            let think = self.rng.range(&self.sc.think_ns);
+            let n = self
+                .rng
+                .range32(&self.sc.request_segments)
+                .max(request.min_segments());
+            let server_owes_ack = self.flight(CLIENT, n, request, think);
+            let delay = self.leg[SERVER] + self.rng.range(&(0..=500 * US));
+            let mut n = self.rng.range32(&self.sc.response_segments);
+            if response != Anomaly::None {
+                n = n.max(response.min_segments());
+            }
+            if n == 0 {
+                if server_owes_ack {
+                    let ack = self.next[CLIENT];
+                    self.bare_ack(self.after(delay), SERVER, ack, self.window[SERVER]);
+                }
+            } else if self.flight(SERVER, n, response, delay) {
+                let ack = self.next[SERVER];
+                self.bare_ack(
+                    self.after(self.leg[CLIENT]),
+                    CLIENT,
+                    ack,
+                    self.window[CLIENT],
+                );
+            }
+        }
+    }
+
+    /// `n` data segments from `from`, the first `first_dt` after the last segment, with
+    /// `anomaly` played out. Returns whether the receiver still owes an ACK for them.
+    fn flight(&mut self, from: usize, n: u32, anomaly: Anomaly, first_dt: u64) -> bool {
+        let to = 1 - from;
+        let min_len = (*self.sc.segment_len.start()).max(2);
+        let len_range = min_len..=(*self.sc.segment_len.end()).max(min_len);
+        let start = self.next[from];
+        let mut seqs = Vec::with_capacity(n as usize);
+        let mut lens = Vec::with_capacity(n as usize);
+        let mut end = start;
+        for _ in 0..n {
+            let len = self.rng.range32(&len_range);
+            seqs.push(end);
+            lens.push(len);
+            end = end.wrapping_add(len);
+        }
+        self.next[from] = end;
+        let n = n as usize;
+        let last = n - 1;
+
+        // The tap sees segment `swap + 1` just before segment `swap`.
+        let swap = (anomaly == Anomaly::OutOfOrder).then(|| self.rng.below(last as u64) as usize);
+        let swap_gap = self.rng.range(&(US..=(900 * US).min(self.rtt / 4)));
+        for j in 0..n {
+            let idx = match swap {
+                Some(s) if j == s => s + 1,
+                Some(s) if j == s + 1 => s,
+                _ => j,
+            };
+            let dt = match swap {
+                _ if j == 0 => first_dt,
+                Some(s) if j == s + 1 => swap_gap,
+                _ => self.rng.range(&(5 * US..=50 * US)),
+            };
+            self.data(self.after(dt), from, seqs[idx], lens[idx], idx == last);
+        }
+        if swap.is_some() {
+            self.tally.ooo[from] += 1;
+        }
+
+        let (w_from, w_to) = (self.window[from], self.window[to]);
+        match anomaly {
+            Anomaly::None | Anomaly::OutOfOrder => true,
+            Anomaly::Timeout => {
+                let rto = self.rto();
+                self.data(self.after(rto), from, seqs[last], lens[last], true);
+                self.tally.retransmits[from] += 1;
+                true
+            }
+            Anomaly::Fast => {
+                // Segment 0 is lost after the tap: one duplicate ACK for each later segment.
+                let mut dt = self.leg[to];
+                for _ in 1..n {
+                    self.bare_ack(self.after(dt), to, start, w_to);
+                    self.tally.dup_acks[to] += 1;
+                    dt = self.rng.range(&(10 * US..=100 * US));
+                }
+                let react = self
+                    .rng
+                    .range(&(20 * US..=(15 * MS).min(self.leg[from]).max(20 * US)));
+                self.data(self.after(react), from, seqs[0], lens[0], last == 0);
+                self.tally.retransmits[from] += 1;
+                self.tally.fast[from] += 1;
+                true
+            }
+            Anomaly::Spurious => {
+                self.bare_ack(self.after(self.leg[to]), to, end, w_to);
+                let rto = self.rto();
+                self.data(self.after(rto), from, seqs[last], lens[last], true);
+                self.tally.retransmits[from] += 1;
+                self.tally.spurious[from] += 1;
+                self.bare_ack(self.after(self.leg[to]), to, end, w_to);
+                self.tally.dup_acks[to] += 1;
+                false
+            }
+            Anomaly::ZeroWindow => {
+                self.bare_ack(self.after(self.leg[to]), to, end, 0);
+                self.tally.zero_window[to] += 1;
+                let probes = self.rng.range32(&self.sc.zero_window_probes);
+                for k in 0..probes {
+                    let wait = ((200 * MS) << k.min(20)) + self.rng.range(&(0..=10 * MS));
+                    let ack = self.next[to];
+                    let ts = self.after(wait);
+                    self.emit(Seg {
+                        ts,
+                        from,
+                        seq: end,
+                        ack,
+                        flags: ACK,
+                        window: w_from,
+                        len: 1,
+                    });
+                    self.tally.probes[from] += 1;
+                    self.bare_ack(self.after(self.leg[to]), to, end, 0);
+                    self.tally.zero_window[to] += 1;
+                }
+                let reopen = self.rng.range(&(MS..=100 * MS));
+                self.bare_ack(self.after(reopen), to, end, w_to);
+                false
+            }
+        }
+    }
+
+    /// Ends an established connection as `sc.close` says; returns close reason and FIN-first.
+    fn teardown(&mut self) -> (&'static str, Option<&'static str>) {
+        let m = &self.sc.close;
+        let weights = [
+            m.fin_client,
+            m.fin_server,
+            m.rst_client,
+            m.rst_server,
+            m.open,
+        ];
+        let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+        let mut pick = self.rng.below(total);
+        let mut choice = weights.len() - 1;
+        for (k, &w) in weights.iter().enumerate() {
+            if pick < u64::from(w) {
+                choice = k;
+                break;
+            }
+            pick -= u64::from(w);
+        }
+        let think = self.rng.range(&self.sc.think_ns);
+        match choice {
+            0 | 1 => {
+                let first = if choice == 0 { CLIENT } else { SERVER };
+                let other = 1 - first;
+                let (seq, ack) = (self.next[first], self.next[other]);
+                let window = self.window[first];
+                self.control(self.after(think), first, seq, ack, FIN | ACK, window);
+                self.next[first] = seq.wrapping_add(1);
+                let mut dt = self.leg[other];
+                if self.rng.below(2) == 0 {
+                    // The other side acknowledges the FIN first and closes a little later.
+                    let ack = self.next[first];
+                    self.bare_ack(self.after(dt), other, ack, self.window[other]);
+                    dt = self.rng.range(&(US..=50 * MS));
+                }
+                let (seq, ack) = (self.next[other], self.next[first]);
+                let window = self.window[other];
+                self.control(self.after(dt), other, seq, ack, FIN | ACK, window);
+                self.next[other] = seq.wrapping_add(1);
+                let ack = self.next[other];
+                self.bare_ack(self.after(self.leg[first]), first, ack, self.window[first]);
+                (
+                    "fin",
+                    Some(if first == CLIENT { "client" } else { "server" }),
+                )
+            }
+            2 | 3 => {
+                let from = if choice == 2 { CLIENT } else { SERVER };
+                let (seq, ack) = (self.next[from], self.next[1 - from]);
+                self.control(self.after(think), from, seq, ack, RST | ACK, 0);
+                (
+                    if from == CLIENT {
+                        "rst_client"
+                    } else {
+                        "rst_server"
+                    },
+                    None,
+                )
+            }
+            _ => ("capture_end", None),
+        }
+    }
+
+    /// An ISN for `side` such that no absolute sequence or acknowledgment number of that side's
+    /// sequence space is 0; with `wrap`, one that makes the sequence numbers wrap mid-way.
+    fn isn_for(&mut self, side: usize, wrap: bool) -> u32 {
+        let mut used = Vec::new();
+        for s in &self.segs {
+            if s.from == side {
+                let syn_fin = u32::from(s.flags & (SYN | FIN) != 0);
+                used.push(s.seq);
+                used.push(s.seq.wrapping_add(s.len).wrapping_add(syn_fin));
+            } else if s.flags & ACK != 0 {
+                used.push(s.ack);
+            }
+        }
+        let span = used.iter().copied().max().unwrap_or(0);
+        let mut isn = if wrap && span > 1 {
+            0u32.wrapping_sub(1 + self.rng.below(u64::from(span)) as u32)
+        } else {
+            self.rng.next_u64() as u32
+        };
+        while used.iter().any(|&v| isn.wrapping_add(v) == 0) {
+            isn = isn.wrapping_add(1);
+        }
+        isn
+    }
+
+    fn finish(
+        mut self,
+        legs: (Option<u64>, Option<u64>, Option<u64>),
+        close: &'static str,
+        fin_first: Option<&'static str>,
+    ) -> (Vec<(u64, TcpFrame)>, Truth) {
+        let ipv6 = self.rng.per_mille(self.sc.ipv6_per_mille);
+        let client = client_addr(self.index, ipv6);
+        let server = server_addr(&mut self.rng, ipv6);
+        let vlan = self
+            .rng
+            .per_mille(self.sc.vlan_per_mille)
+            .then(|| (1 + self.rng.below(4094) as u16, self.rng.below(2) as usize));
+        let timestamps = self.rng.below(2) == 0;
+        let sack = self.rng.below(4) != 0;
+        let wscale = [self.rng.below(15) as u8, self.rng.below(15) as u8];
+        let ts_base = [self.rng.next_u64() as u32, self.rng.next_u64() as u32];
+        let mss = if ipv6 { 1440 } else { 1460 };
+        let wrap = self.rng.per_mille(self.sc.seq_wrap_per_mille);
+        let wrap_side = self.rng.below(3);
+        let isn = [
+            self.isn_for(CLIENT, wrap && wrap_side != 1),
+            if close == "refused" {
+                0
+            } else {
+                self.isn_for(SERVER, wrap && wrap_side != 0)
+            },
+        ];
+
+        let addr = [client, server];
+        let mut last_tsval = [0u32; 2];
+        let mut frames = Vec::with_capacity(self.segs.len());
+        for s in &self.segs {
+            let (from, to) = (s.from, 1 - s.from);
+            let syn = s.flags & SYN != 0;
+            let tsval = ts_base[from].wrapping_add((s.ts / MS) as u32);
+            last_tsval[from] = tsval;
+            let frame = TcpFrame {
+                src: addr[from].ip(),
+                dst: addr[to].ip(),
+                sport: addr[from].port(),
+                dport: addr[to].port(),
+                seq: isn[from].wrapping_add(s.seq),
+                ack: if s.flags & ACK != 0 {
+                    isn[to].wrapping_add(s.ack)
+                } else {
+                    0
+                },
+                flags: s.flags,
+                window: s.window,
+                payload_len: s.len,
+                mss: syn.then_some(mss),
+                wscale: syn.then_some(wscale[from]),
+                sack_permitted: syn && sack,
+                timestamps: (timestamps && s.flags & RST == 0).then_some((
+                    tsval,
+                    if s.flags & ACK != 0 {
+                        last_tsval[to]
+                    } else {
+                        0
+                    },
+                )),
+                vlan: vlan.filter(|&(_, dir)| dir == from).map(|(id, _)| id),
+            };
+            frames.push((s.ts, frame));
+        }
+
+        let t = &self.tally;
+        let truth = Truth {
+            client,
+            server,
+            first_ns: self.segs.first().map_or(0, |s| s.ts),
+            last_ns: self.segs.last().map_or(0, |s| s.ts),
+            syn_synack_ns: legs.0,
+            synack_ack_ns: legs.1,
+            total_ns: legs.2,
+            syn_retransmits: t.syn[CLIENT].saturating_sub(1),
+            synack_retransmits: t.syn[SERVER].saturating_sub(1),
+            packets: (t.packets[0], t.packets[1]),
+            payload_bytes: (t.bytes[0], t.bytes[1]),
+            retransmits: pair32(t.retransmits),
+            fast_retransmits: pair32(t.fast),
+            spurious_retransmits: pair32(t.spurious),
+            out_of_order: pair32(t.ooo),
+            dup_acks: pair32(t.dup_acks),
+            zero_window: pair32(t.zero_window),
+            zero_window_probes: pair32(t.probes),
+            syn: pair32(t.syn),
+            fin: pair32(t.fin),
+            rst: pair32(t.rst),
+            fin_first,
+            close,
+        };
+        (frames, truth)
+    }
+}
+
+fn client_addr(index: u32, ipv6: bool) -> SocketAddr {
+    let host = index % HOSTS;
+    let port = (FIRST_CLIENT_PORT + index / HOSTS) as u16;
+    let ip = match (ipv6, host) {
+        (true, h) => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, h as u16 + 1)),
+        (false, h) if h < 250 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, h as u8 + 1)),
+        (false, h) => IpAddr::V4(Ipv4Addr::new(198, 51, 100, (h - 250) as u8 + 1)),
+    };
+    SocketAddr::new(ip, port)
+}
+
+fn server_addr(rng: &mut Rng, ipv6: bool) -> SocketAddr {
+    let host = 1 + rng.below(SERVER_HOSTS) as u8;
+    let port = SERVER_PORTS[rng.below(SERVER_PORTS.len() as u64) as usize];
+    let ip = if ipv6 {
+        IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0x5,
+            0,
+            0,
+            0,
+            0,
+            u16::from(host),
+        ))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(203, 0, 113, host))
+    };
+    SocketAddr::new(ip, port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn dir(frame: &TcpFrame, truth: &Truth) -> usize {
+        if frame.src == truth.client.ip() && frame.sport == truth.client.port() {
+            0
+        } else {
+            1
+        }
+    }
+
+    #[test]
+    fn same_seed_same_capture_other_seed_other_capture() {
+        let sc = Scenario::mixed(7, 300);
+        let a = sc.generate();
+        assert_eq!(a, sc.generate());
+        let b = Scenario { seed: 8, ..sc }.generate();
+        assert_ne!(a.frames, b.frames);
+        assert_eq!(a.truths.len(), 300);
+    }
+
+    #[test]
+    fn connections_do_not_depend_on_each_other() {
+        let small = Scenario::mixed(3, 50).generate();
+        let large = Scenario::mixed(3, 200).generate();
+        assert_eq!(small.truths[..], large.truths[..50]);
+    }
+
+    #[test]
+    fn frames_are_in_time_order_and_each_connection_strictly_increases() {
+        let g = Scenario::mixed(11, 500).generate();
+        assert!(g.frames.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+        let mut last = vec![0u64; g.truths.len()];
+        for s in &g.frames {
+            assert!(s.ts_ns > last[s.conn as usize]);
+            last[s.conn as usize] = s.ts_ns;
+        }
+    }
+
+    /// Packets, bytes and flags counted from the frames agree with the truth, and the truth's
+    /// counts are consistent with one another.
+    #[test]
+    fn truth_counts_add_up() {
+        let g = Scenario::mixed(5, 1000).generate();
+        let n = g.truths.len();
+        let mut packets = vec![[0u64; 2]; n];
+        let mut bytes = vec![[0u64; 2]; n];
+        let mut syn = vec![[0u32; 2]; n];
+        let mut fin = vec![[0u32; 2]; n];
+        let mut rst = vec![[0u32; 2]; n];
+        let mut first = vec![u64::MAX; n];
+        let mut last = vec![0u64; n];
+        for s in &g.frames {
+            let c = s.conn as usize;
+            let d = dir(&s.frame, &g.truths[c]);
+            packets[c][d] += 1;
+            bytes[c][d] += u64::from(s.frame.payload_len);
+            syn[c][d] += u32::from(s.frame.flags & SYN != 0);
+            fin[c][d] += u32::from(s.frame.flags & FIN != 0);
+            rst[c][d] += u32::from(s.frame.flags & RST != 0);
+            first[c] = first[c].min(s.ts_ns);
+            last[c] = last[c].max(s.ts_ns);
+        }
+        let mut closes = HashSet::new();
+        for (c, t) in g.truths.iter().enumerate() {
+            assert_eq!(t.packets, (packets[c][0], packets[c][1]), "{t:?}");
+            assert_eq!(t.payload_bytes, (bytes[c][0], bytes[c][1]), "{t:?}");
+            assert_eq!(t.syn, (syn[c][0], syn[c][1]));
+            assert_eq!(t.fin, (fin[c][0], fin[c][1]));
+            assert_eq!(t.rst, (rst[c][0], rst[c][1]));
+            assert_eq!((t.first_ns, t.last_ns), (first[c], last[c]));
+            assert_eq!(t.syn_retransmits, t.syn.0 - 1);
+            assert!(t.retransmits.0 >= t.fast_retransmits.0 + t.spurious_retransmits.0);
+            assert!(t.retransmits.1 >= t.fast_retransmits.1 + t.spurious_retransmits.1);
+            assert!(t.retransmits.0 >= t.syn_retransmits);
+            assert!(t.retransmits.1 >= t.synack_retransmits);
+            // A fast retransmission follows at least three duplicate ACKs from the peer.
+            assert!(t.dup_acks.1 >= 3 * t.fast_retransmits.0);
+            assert!(t.dup_acks.0 >= 3 * t.fast_retransmits.1);
+            match t.close {
+                "refused" => assert_eq!((t.syn_synack_ns, t.packets.1, t.rst.1), (None, 1, 1)),
+                "unanswered" => assert_eq!((t.syn_synack_ns, t.packets.1), (None, 0)),
+                _ => {
+                    let (a, b, total) = (t.syn_synack_ns, t.synack_ack_ns, t.total_ns);
+                    if t.synack_retransmits == 0 {
+                        assert_eq!(total, Some(a.unwrap() + b.unwrap()));
+                    } else {
+                        assert!(total > Some(a.unwrap() + b.unwrap()));
+                    }
+                }
+            }
+            assert_eq!(t.fin_first.is_some(), t.close == "fin");
+            closes.insert(t.close);
+        }
+        for close in [
+            "fin",
+            "rst_client",
+            "rst_server",
+            "refused",
+            "unanswered",
+            "capture_end",
+        ] {
+            assert!(closes.contains(close), "no {close} in the mixed scenario");
+        }
+    }
+
+    #[test]
+    fn features_come_in_the_counts_asked_for() {
+        let sc = Scenario {
+            connections: 50,
+            fast_retransmits: Feature::every(2..=2),
+            timeout_retransmits: Feature::every(1..=1),
+            spurious_retransmits: Feature::every(1..=1),
+            out_of_order: Feature::every(3..=3),
+            zero_window: Feature::every(1..=1),
+            zero_window_probes: 2..=2,
+            syn_retransmits: Feature::every(2..=2),
+            synack_retransmits: Feature::every(1..=1),
+            syn_synack_ns: 2 * MS..=10 * MS,
+            ..Scenario::default()
+        };
+        for t in sc.generate().truths {
+            let sum = |p: (u32, u32)| p.0 + p.1;
+            assert_eq!(sum(t.fast_retransmits), 2);
+            assert_eq!(sum(t.spurious_retransmits), 1);
+            assert_eq!(sum(t.out_of_order), 3);
+            assert_eq!(sum(t.zero_window_probes), 2);
+            assert_eq!(sum(t.zero_window), 3);
+            assert_eq!((t.syn_retransmits, t.synack_retransmits), (2, 1));
+            assert_eq!(sum(t.retransmits), 2 + 1 + 1 + 2 + 1);
+        }
+    }
+
+    #[test]
+    fn refused_and_unanswered_shares() {
+        let sc = Scenario {
+            connections: 2000,
+            refused_per_mille: 250,
+            unanswered_per_mille: 250,
+            ..Scenario::default()
+        };
+        let truths = sc.generate().truths;
+        let count = |c: &str| truths.iter().filter(|t| t.close == c).count();
+        assert!((400..600).contains(&count("refused")));
+        assert!((400..600).contains(&count("unanswered")));
+    }
+
+    #[test]
+    fn addresses_are_documentation_ranges_and_unique() {
+        let g = Scenario::mixed(9, 3000).generate();
+        let doc = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => {
+                let o = v4.octets();
+                matches!(o[..3], [192, 0, 2] | [198, 51, 100] | [203, 0, 113])
+            }
+            IpAddr::V6(v6) => v6.segments()[..2] == [0x2001, 0xdb8],
+        };
+        let mut pairs = HashSet::new();
+        for t in &g.truths {
+            assert!(doc(t.client.ip()) && doc(t.server.ip()));
+            assert!(pairs.insert((t.client, t.server)));
+        }
+        assert!(g
+            .frames
+            .iter()
+            .all(|s| doc(s.frame.src) && doc(s.frame.dst)));
+        assert!(g.truths.iter().any(|t| t.client.is_ipv6()));
+        assert!(g.frames.iter().any(|s| s.frame.vlan.is_some()));
+    }
+
+    #[test]
+    fn no_sequence_or_ack_number_is_zero() {
+        let g = Scenario::mixed(13, 2000).generate();
+        for s in &g.frames {
+            let f = &s.frame;
+            if f.flags & RST == 0 {
+                assert_ne!(f.seq, 0);
+                assert_ne!(f.seq.wrapping_add(f.payload_len), 0);
+            }
+            if f.flags & ACK != 0 {
+                assert_ne!(f.ack, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn some_sequence_numbers_wrap() {
+        let g = Scenario {
+            seq_wrap_per_mille: 1000,
+            ..Scenario::mixed(17, 200)
+        }
+        .generate();
+        let mut span = vec![[(u32::MAX, 0u32); 2]; g.truths.len()];
+        for s in &g.frames {
+            let c = s.conn as usize;
+            let d = dir(&s.frame, &g.truths[c]);
+            if s.frame.flags & RST == 0 {
+                let (lo, hi) = &mut span[c][d];
+                (*lo, *hi) = ((*lo).min(s.frame.seq), (*hi).max(s.frame.seq));
+            }
+        }
+        let wrapped = span
+            .iter()
+            .flatten()
+            .filter(|(lo, hi)| hi.wrapping_sub(*lo) > 1 << 31);
+        assert!(wrapped.count() > 100);
+    }
+
+    #[test]
+    fn rng_ranges_stay_inside() {
+        let mut rng = Rng::new(42);
+        for _ in 0..10_000 {
+            assert!((3..=9).contains(&rng.range(&(3..=9))));
+            assert!(rng.below(5) < 5);
+        }
+        assert_eq!(rng.range(&(7..=7)), 7);
+        let _ = rng.range(&(0..=u64::MAX));
+    }
+}

@@ -1,0 +1,85 @@
+//! Helpers shared by the integration tests: run the real binary, read its JSON lines.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+pub fn shared_pcaps() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps")
+}
+
+/// Output of one `tcpulse analyze` run.
+pub struct Run {
+    pub intervals: Vec<Value>,
+    pub flows: Vec<Value>,
+    pub stderr: String,
+    pub code: i32,
+}
+
+impl Run {
+    /// Sum of `tcp.<name>` over all intervals.
+    pub fn tcp_total(&self, name: &str) -> u64 {
+        self.intervals
+            .iter()
+            .map(|i| i["tcp"][name].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    pub fn capture_total(&self, name: &str) -> u64 {
+        self.intervals
+            .iter()
+            .map(|i| i["capture"][name].as_u64().unwrap_or(0))
+            .sum()
+    }
+}
+
+/// Runs `tcpulse analyze FILES --flows - EXTRA...` and splits its output by record type.
+pub fn analyze(files: &[&Path], extra: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpulse"))
+        .arg("analyze")
+        .args(files)
+        .args(["--flows", "-", "--progress", "false"])
+        .args(extra)
+        .output()
+        .expect("run tcpulse");
+    let mut run = Run {
+        intervals: Vec::new(),
+        flows: Vec::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.status.code().unwrap_or(-1),
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line}: {e}"));
+        match v["type"].as_str() {
+            Some("interval") => run.intervals.push(v),
+            Some("flow") => run.flows.push(v),
+            other => panic!("unknown record type {other:?}"),
+        }
+    }
+    run
+}
+
+/// A tab-separated table with a header row, as rows of column name → text.
+pub fn read_tsv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split('\t')
+        .map(str::to_string)
+        .collect();
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split('\t').map(str::to_string))
+                .collect()
+        })
+        .collect()
+}
