@@ -1,11 +1,12 @@
 use clap::Parser;
 
-use tcpulse::cli::{analyze, Cli, Command};
+use tcpulse::cli::{analyze, gen, Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Analyze(args) => analyze::run(&args),
+        Command::Gen(args) => gen::run(&args),
     };
     std::process::exit(code);
 }

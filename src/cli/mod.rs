@@ -1,6 +1,7 @@
 //! Command line: `tcpulse analyze FILE...` (offline). Doc comments are the help text.
 
 pub mod analyze;
+pub mod gen;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +34,29 @@ pub enum Command {
     /// Analyse pcap/pcapng files as if they were live traffic: interval records on the output,
     /// and one record per connection with --flows.
     Analyze(AnalyzeArgs),
+    /// Write a synthetic capture of TCP conversations with every feature tcpulse measures
+    /// (handshake legs, retransmissions of each kind, zero windows, teardowns, IPv6, VLAN),
+    /// and the ground truth per connection as JSON lines.
+    Gen(GenArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GenArgs {
+    /// The capture to write (nanosecond pcap, Ethernet).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Where to write the ground truth (one JSON line per connection).
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Connections to generate.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: u32,
+    /// Seed: the same seed gives the same capture.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Seconds over which connections start.
+    #[arg(long, default_value_t = 5)]
+    pub spread: u64,
 }
 
 #[derive(Args, Debug, Clone)]
