@@ -17,7 +17,8 @@ pub fn run(args: &GenArgs) -> i32 {
         }
     };
     if let Some(path) = &args.truth {
-        let written = File::create(path).and_then(|f| write_truth_lines(&truths, BufWriter::new(f)));
+        let written =
+            File::create(path).and_then(|f| write_truth_lines(&truths, BufWriter::new(f)));
         if let Err(e) = written {
             eprintln!("tcpulse: cannot write {}: {e}", path.display());
             return exit::OUTPUT_FAILED;

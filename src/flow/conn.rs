@@ -1,5 +1,8 @@
-//! Per-connection state: both directions' sequence analysis and counters, the handshake
-//! timeline and the teardown, all plain data so the table can hold it in place.
+//! Per-connection state, split in two so the flow table stays small:
+//! - [`Conn`] (hot): what the analysis, the handshake timeline, timeouts and per-server counters
+//!   need — always kept;
+//! - [`FlowStats`] (cold): per-direction counters and handshake legs that only the flow record
+//!   reports — kept only when flow records are wanted (`--flows`).
 
 use super::record::{Close, FlowRecord, HandshakeRecord, PerDir};
 use super::seq_analysis::DirSeq;
@@ -8,28 +11,6 @@ use crate::metrics::servers::Endpoint;
 /// Client→server is direction 0, server→client direction 1.
 pub const C2S: usize = 0;
 pub const S2C: usize = 1;
-
-/// One direction of a connection.
-#[derive(Clone, Copy, Default, Debug)]
-pub struct Dir {
-    pub seq: DirSeq,
-    /// First sequence number of this direction (the SYN's, or inferred from the first segment
-    /// or the peer's first ACK); a SYN with another number starts a new connection.
-    pub base_seq: u32,
-    pub base_set: bool,
-    pub syn: u8,
-    pub fin: u8,
-    pub rst: u8,
-    pub payload_bytes: u64,
-    pub packets: u32,
-    pub retransmits: u32,
-    pub out_of_order: u32,
-    pub dup_acks: u32,
-    pub fast_retransmits: u16,
-    pub spurious_retransmits: u16,
-    pub zero_window: u16,
-    pub zero_window_probes: u16,
-}
 
 /// Where the handshake stands.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -42,60 +23,136 @@ pub enum Handshake {
     Established,
 }
 
+/// Bits of [`Conn::bits`].
+pub mod bit {
+    /// The key's `lo` endpoint is the client.
+    pub const CLIENT_IS_LO: u16 = 1 << 0;
+    pub const ROLES_GUESSED: u16 = 1 << 1;
+    /// Counted in its server's half-open gauge.
+    pub const HALF_OPEN: u16 = 1 << 2;
+    pub const HALF_CLOSED_STALL: u16 = 1 << 3;
+    /// `base_seq[d]` holds a value (d = 0, 1).
+    pub const BASE_SET: [u16; 2] = [1 << 4, 1 << 5];
+    /// Direction d has sent a FIN.
+    pub const FIN: [u16; 2] = [1 << 6, 1 << 7];
+    /// Direction d has sent anything.
+    pub const SENT: [u16; 2] = [1 << 8, 1 << 9];
+    pub const SYN_RESENT: u16 = 1 << 10;
+    pub const SYNACK_RESENT: u16 = 1 << 11;
+}
+
+/// The hot part of a connection.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Conn {
-    pub dir: [Dir; 2],
-    pub first_ns: u64,
+    pub seq: [DirSeq; 2],
+    /// First sequence number of each direction (the SYN's, or inferred from the first segment or
+    /// the peer's first ACK); a SYN with another number starts a new connection.
+    pub base_seq: [u32; 2],
     pub last_ns: u64,
     /// Most recent SYN (without ACK) — the start of Wireshark's initial RTT.
     pub syn_ns: u64,
     /// Most recent SYN/ACK before the handshake completed.
     pub synack_ns: u64,
-    /// SYN → first SYN/ACK, once seen.
-    pub syn_synack_ns: Option<u64>,
-    pub synack_ack_ns: Option<u64>,
-    pub total_ns: Option<u64>,
-    /// Wireshark's initial RTT (ns, 0 while unknown): the out-of-order threshold.
-    pub first_rtt_ns: u64,
-    /// Time the first FIN was seen, for the half-closed stall check.
-    pub fin_ns: u64,
+    /// Wireshark's initial RTT (ns, 0 while unknown): the out-of-order threshold. Saturates at
+    /// 4.29 s, far above any threshold that matters.
+    pub first_rtt_ns: u32,
+    /// Capture time of the first FIN in whole seconds since the Unix epoch, for the half-closed
+    /// stall check (1 s resolution is plenty there).
+    pub fin_secs: u32,
     pub server_idx: u32,
+    pub bits: u16,
     pub handshake: Handshake,
-    pub syn_retransmits: u8,
-    pub synack_retransmits: u8,
-    /// Whether the key's `lo` endpoint is the client.
-    pub client_is_lo: bool,
-    pub roles_guessed: bool,
-    pub half_open: bool,
-    pub half_closed_stall: bool,
-    pub fin_first: Option<u8>,
     /// Set once an RST or both FINs ended the connection.
     pub closed: Option<Close>,
 }
 
 impl Conn {
+    #[inline]
+    pub fn has(&self, b: u16) -> bool {
+        self.bits & b != 0
+    }
+
+    #[inline]
+    pub fn set(&mut self, b: u16, on: bool) {
+        if on {
+            self.bits |= b;
+        } else {
+            self.bits &= !b;
+        }
+    }
+
     /// Both directions have sent FIN, or one sent RST.
     pub fn is_finished(&self) -> bool {
         self.closed.is_some()
     }
 
-    pub fn record(&self, client: Endpoint, server: Endpoint, fallback: Close) -> FlowRecord {
-        let per = |f: &dyn Fn(&Dir) -> u32| PerDir {
+    pub fn client_is_lo(&self) -> bool {
+        self.has(bit::CLIENT_IS_LO)
+    }
+
+    pub fn half_open(&self) -> bool {
+        self.has(bit::HALF_OPEN)
+    }
+
+    /// How the flow ends if nothing closed it explicitly.
+    pub fn close_reason(&self, fallback: Close) -> Close {
+        self.closed.unwrap_or(match self.handshake {
+            Handshake::SynSent if !self.has(bit::SENT[S2C]) => Close::Unanswered,
+            _ => fallback,
+        })
+    }
+}
+
+/// Counters of one direction, for the flow record.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct DirCounts {
+    pub payload_bytes: u64,
+    pub packets: u32,
+    pub retransmits: u32,
+    pub out_of_order: u32,
+    pub dup_acks: u32,
+    pub fast_retransmits: u16,
+    pub spurious_retransmits: u16,
+    pub zero_window: u16,
+    pub zero_window_probes: u16,
+    pub syn: u8,
+    pub fin: u8,
+    pub rst: u8,
+}
+
+/// The cold part of a connection: only what the flow record reports.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct FlowStats {
+    pub dir: [DirCounts; 2],
+    pub first_ns: u64,
+    pub syn_synack_ns: Option<u64>,
+    pub synack_ack_ns: Option<u64>,
+    pub total_ns: Option<u64>,
+    pub syn_retransmits: u8,
+    pub synack_retransmits: u8,
+    pub fin_first: Option<u8>,
+}
+
+impl FlowStats {
+    pub fn record(
+        &self,
+        conn: &Conn,
+        client: Endpoint,
+        server: Endpoint,
+        close: Close,
+    ) -> FlowRecord {
+        let per = |f: &dyn Fn(&DirCounts) -> u32| PerDir {
             c2s: f(&self.dir[C2S]),
             s2c: f(&self.dir[S2C]),
         };
-        let close = self.closed.unwrap_or(match self.handshake {
-            Handshake::SynSent if self.dir[S2C].packets == 0 => Close::Unanswered,
-            _ => fallback,
-        });
         FlowRecord {
             kind: "flow",
             client,
             server,
-            roles_guessed: self.roles_guessed,
+            roles_guessed: conn.has(bit::ROLES_GUESSED),
             first_ns: self.first_ns,
-            last_ns: self.last_ns,
-            handshake: (self.handshake != Handshake::None).then_some(HandshakeRecord {
+            last_ns: conn.last_ns,
+            handshake: (conn.handshake != Handshake::None).then_some(HandshakeRecord {
                 syn_synack_ns: self.syn_synack_ns,
                 synack_ack_ns: self.synack_ack_ns,
                 total_ns: self.total_ns,
@@ -127,7 +184,7 @@ impl Conn {
                     "server"
                 }
             }),
-            half_closed_stall: self.half_closed_stall,
+            half_closed_stall: conn.has(bit::HALF_CLOSED_STALL),
             close,
         }
     }

@@ -1,14 +1,14 @@
 //! One worker's flow engine: `on_packet(record)` and `on_tick(now)`, driven by capture time
 //! only — no clock, no I/O — so live capture, files and tests run the very same code.
 
-use super::conn::{Conn, Dir, Handshake, C2S, S2C};
+use super::conn::{bit, Conn, DirCounts, FlowStats, Handshake, C2S, S2C};
 use super::key::FlowKey;
 use super::record::{Close, FlowRecord};
 use super::seq_analysis::{analyze, verdict as v, Segment};
 use super::table::FlowTable;
 use crate::decode::flags::{ACK, FIN, RST, SYN};
 use crate::decode::PacketRecord;
-use crate::metrics::counters::Counter;
+use crate::metrics::counters::{Counter, Counters};
 use crate::metrics::hist::LatencyHist;
 use crate::metrics::servers::{Endpoint, ServerSnapshot, ServerTable};
 
@@ -80,6 +80,8 @@ const EVICTION_CANDIDATES: usize = 16;
 pub struct Engine {
     cfg: FlowConfig,
     table: FlowTable<Conn>,
+    /// Flow-record counters, parallel to the table's slab; empty unless `emit_flows`.
+    stats: Vec<FlowStats>,
     servers: ServerTable,
     hists: Option<Box<HandshakeHists>>,
     flows: Vec<FlowRecord>,
@@ -98,6 +100,11 @@ impl Engine {
     pub fn new(cfg: FlowConfig) -> Self {
         Engine {
             table: FlowTable::with_capacity(cfg.capacity),
+            stats: if cfg.emit_flows {
+                Vec::with_capacity(cfg.capacity)
+            } else {
+                Vec::new()
+            },
             servers: ServerTable::new(cfg.max_servers),
             hists: None,
             flows: Vec::new(),
@@ -111,9 +118,15 @@ impl Engine {
         self.table.len()
     }
 
-    /// Bytes held by the flow table (the part that grows with tracked flows).
+    /// Bytes the flow table and the flow-record counters take when full: the memory that grows
+    /// with tracked flows.
     pub fn table_memory_bytes(&self) -> usize {
-        self.table.memory_bytes()
+        let stats = if self.cfg.emit_flows {
+            std::mem::size_of::<FlowStats>()
+        } else {
+            0
+        };
+        self.table.memory_bytes() + self.table.capacity() * stats
     }
 
     /// Accounts one TCP segment and returns its analysis verdict bits (`seq_analysis::verdict`).
@@ -125,10 +138,13 @@ impl Engine {
                 self.close(idx, hash, Close::PortReuse);
                 self.open(key, hash, rec, src_is_lo)
             }
-            Some(idx) => idx,
+            Some(idx) => Some(idx),
             None => self.open(key, hash, rec, src_is_lo),
         };
-        self.update(idx, rec, src_is_lo)
+        match idx {
+            Some(idx) => self.update(idx, rec, src_is_lo),
+            None => 0,
+        }
     }
 
     /// A SYN whose sequence number differs from the one its sender already used opens another
@@ -138,15 +154,23 @@ impl Engine {
             return false;
         }
         let conn = self.table.get(idx);
-        let sender = &conn.dir[if src_is_lo == conn.client_is_lo {
+        let d = if src_is_lo == conn.client_is_lo() {
             C2S
         } else {
             S2C
-        }];
-        sender.base_set && rec.seq != sender.base_seq
+        };
+        conn.has(bit::BASE_SET[d]) && rec.seq != conn.base_seq[d]
     }
 
-    fn open(&mut self, key: FlowKey, hash: u64, rec: &PacketRecord, src_is_lo: bool) -> u32 {
+    /// Starts tracking a flow; `None` (counted as `flow_table_full`) only if no entry could be
+    /// freed, which eviction rules out for any table of at least one entry.
+    fn open(
+        &mut self,
+        key: FlowKey,
+        hash: u64,
+        rec: &PacketRecord,
+        src_is_lo: bool,
+    ) -> Option<u32> {
         if self.table.is_full() {
             self.evict_one(hash);
         }
@@ -169,22 +193,31 @@ impl Engine {
             }
         };
         let server_idx = self.servers.slot(server);
+        let mut conn = Conn {
+            last_ns: rec.ts_ns,
+            server_idx,
+            ..Conn::default()
+        };
+        conn.set(bit::CLIENT_IS_LO, src_is_client == src_is_lo);
+        conn.set(bit::ROLES_GUESSED, guessed);
+        let Ok(idx) = self.table.insert(key, hash, conn) else {
+            self.flow_table_full += 1;
+            return None;
+        };
         let entry = self.servers.entry(server_idx);
         entry.active_flows += 1;
         entry.counters.inc(Counter::new_flows);
-        let conn = Conn {
-            first_ns: rec.ts_ns,
-            last_ns: rec.ts_ns,
-            server_idx,
-            client_is_lo: src_is_client == src_is_lo,
-            roles_guessed: guessed,
-            ..Conn::default()
-        };
-        match self.table.insert(key, hash, conn) {
-            Ok(idx) => idx,
-            // evict_one always frees an entry when the table is full.
-            Err(_) => unreachable!("flow table full after eviction"),
+        if self.cfg.emit_flows {
+            let stats = FlowStats {
+                first_ns: rec.ts_ns,
+                ..FlowStats::default()
+            };
+            match self.stats.get_mut(idx as usize) {
+                Some(slot) => *slot = stats,
+                None => self.stats.push(stats),
+            }
         }
+        Some(idx)
     }
 
     /// Frees one entry near `hash`: a half-open flow first (the SYN-flood case), then a finished
@@ -195,7 +228,7 @@ impl Engine {
             .neighbours(hash, EVICTION_CANDIDATES)
             .min_by_key(|&i| {
                 let c = self.table.get(i);
-                (!c.half_open, !c.is_finished(), c.last_ns)
+                (!c.half_open(), !c.is_finished(), c.last_ns)
             });
         if let Some(idx) = victim {
             let victim_hash = self.table.key(idx).hash();
@@ -206,58 +239,59 @@ impl Engine {
 
     fn update(&mut self, idx: u32, rec: &PacketRecord, src_is_lo: bool) -> u16 {
         let conn = self.table.get_mut(idx);
+        let mut stats = self.stats.get_mut(idx as usize);
         let sc = &mut self.servers.entry(conn.server_idx).counters;
-        let from_client = src_is_lo == conn.client_is_lo;
-        let di = if from_client { C2S } else { S2C };
-        conn.last_ns = conn.last_ns.max(rec.ts_ns);
+        let from_client = src_is_lo == conn.client_is_lo();
+        let (di, ri) = if from_client { (C2S, S2C) } else { (S2C, C2S) };
+        let ts = rec.ts_ns;
+        let flags = rec.flags;
+        conn.last_ns = conn.last_ns.max(ts);
+        conn.bits |= bit::SENT[di];
 
-        let [c2s, s2c] = &mut conn.dir;
-        let (fwd, rev): (&mut Dir, &mut Dir) = if from_client { (c2s, s2c) } else { (s2c, c2s) };
-        infer_base_seq(fwd, rev, rec);
+        infer_base_seq(conn, di, ri, rec);
         let seg = Segment {
             seq: rec.seq,
             ack: rec.ack,
             len: rec.payload_len,
-            flags: rec.flags,
+            flags,
             window: rec.window,
-            time: rec.ts_ns,
+            time: ts,
         };
-        let verdict = analyze(&mut fwd.seq, &mut rev.seq, &seg, conn.first_rtt_ns);
+        let [c2s, s2c] = &mut conn.seq;
+        let (fwd, rev) = if from_client { (c2s, s2c) } else { (s2c, c2s) };
+        let verdict = analyze(fwd, rev, &seg, u64::from(conn.first_rtt_ns));
 
-        fwd.packets = fwd.packets.saturating_add(1);
-        fwd.payload_bytes += u64::from(rec.payload_len);
         sc.inc(Counter::packets);
         sc.add(Counter::payload_bytes, u64::from(rec.payload_len));
         if rec.payload_len > 0 {
             sc.inc(Counter::data_segments);
         }
-        if verdict != 0 {
-            count_verdict(fwd, sc, verdict, rec.payload_len);
-        }
-        let retransmitted = verdict & v::RETRANSMISSION != 0;
-        let flags = rec.flags;
         if flags & RST != 0 {
-            fwd.rst = fwd.rst.saturating_add(1);
             sc.inc(Counter::rst);
         }
         if flags & FIN != 0 {
-            fwd.fin = fwd.fin.saturating_add(1);
             sc.inc(Counter::fin);
+            conn.bits |= bit::FIN[di];
         }
-        if flags & SYN != 0 {
-            fwd.syn = fwd.syn.saturating_add(1);
+        if verdict != 0 {
+            count_verdict(sc, verdict, rec.payload_len);
         }
-        let fins_both = conn.dir[C2S].fin > 0 && conn.dir[S2C].fin > 0;
+        if let Some(st) = stats.as_deref_mut() {
+            count_segment(&mut st.dir[di], rec, verdict);
+        }
+        let retransmitted = verdict & v::RETRANSMISSION != 0;
 
         // Handshake timeline.
-        let ts = rec.ts_ns;
-        let mut half_open = conn.half_open;
+        let mut half_open = conn.half_open();
         match flags & (SYN | ACK) {
             SYN => {
                 sc.inc(Counter::syn);
                 if retransmitted {
                     sc.inc(Counter::syn_retransmits);
-                    conn.syn_retransmits = conn.syn_retransmits.saturating_add(1);
+                    conn.bits |= bit::SYN_RESENT;
+                    if let Some(st) = stats.as_deref_mut() {
+                        st.syn_retransmits = st.syn_retransmits.saturating_add(1);
+                    }
                 }
                 conn.syn_ns = ts;
                 if from_client && conn.handshake == Handshake::None {
@@ -269,12 +303,26 @@ impl Engine {
                 sc.inc(Counter::synack);
                 if retransmitted {
                     sc.inc(Counter::synack_retransmits);
-                    conn.synack_retransmits = conn.synack_retransmits.saturating_add(1);
+                    conn.bits |= bit::SYNACK_RESENT;
+                    if let Some(st) = stats.as_deref_mut() {
+                        st.synack_retransmits = st.synack_retransmits.saturating_add(1);
+                    }
                 }
                 if !from_client {
                     match conn.handshake {
                         Handshake::SynSent => {
-                            conn.syn_synack_ns = Some(ts.saturating_sub(conn.syn_ns));
+                            // The server leg, measured once, from the latest SYN. Karn's rule:
+                            // after a resent SYN it is ambiguous and stays out of histograms.
+                            let leg = ts.saturating_sub(conn.syn_ns);
+                            if let Some(st) = stats.as_deref_mut() {
+                                st.syn_synack_ns = Some(leg);
+                            }
+                            if !conn.has(bit::SYN_RESENT) {
+                                self.hists
+                                    .get_or_insert_with(Box::default)
+                                    .syn_synack
+                                    .record_ns(leg);
+                            }
                             conn.handshake = Handshake::SynAckSent;
                             conn.synack_ns = ts;
                         }
@@ -291,22 +339,21 @@ impl Engine {
             ACK => {
                 // Wireshark's initial RTT: latest SYN to the first ACK-bearing non-SYN segment.
                 if conn.syn_ns != 0 && conn.first_rtt_ns == 0 {
-                    conn.first_rtt_ns = ts.saturating_sub(conn.syn_ns);
+                    let rtt = ts.saturating_sub(conn.syn_ns);
+                    conn.first_rtt_ns = u32::try_from(rtt).unwrap_or(u32::MAX);
                 }
                 if from_client && conn.handshake == Handshake::SynAckSent && flags & RST == 0 {
                     conn.handshake = Handshake::Established;
                     half_open = false;
                     sc.inc(Counter::handshakes);
                     let hists = self.hists.get_or_insert_with(Box::default);
-                    complete_handshake(conn, ts, hists, sc);
-                    let entry = self.servers.entry(conn.server_idx);
-                    if conn.syn_retransmits == 0 && conn.synack_retransmits == 0 {
-                        if let Some(total) = conn.total_ns {
-                            entry
-                                .handshake_total
-                                .get_or_insert_with(|| Box::new(LatencyHist::per_server()))
-                                .record_ns(total);
-                        }
+                    let total = complete_handshake(conn, stats.as_deref_mut(), ts, hists, sc);
+                    if let Some(total) = total {
+                        self.servers
+                            .entry(conn.server_idx)
+                            .handshake_total
+                            .get_or_insert_with(|| Box::new(LatencyHist::per_server()))
+                            .record_ns(total);
                     }
                 }
             }
@@ -315,9 +362,11 @@ impl Engine {
         let sc = &mut self.servers.entry(conn.server_idx).counters;
 
         // Teardown.
-        if flags & FIN != 0 && conn.fin_first.is_none() {
-            conn.fin_first = Some(di as u8);
-            conn.fin_ns = ts;
+        if flags & FIN != 0 && conn.fin_secs == 0 {
+            conn.fin_secs = u32::try_from(ts / 1_000_000_000).unwrap_or(u32::MAX).max(1);
+            if let Some(st) = stats.as_deref_mut() {
+                st.fin_first = Some(di as u8);
+            }
         }
         if conn.closed.is_none() {
             if flags & RST != 0 {
@@ -330,13 +379,13 @@ impl Engine {
                     Close::RstServer
                 });
                 half_open = false;
-            } else if fins_both {
+            } else if conn.has(bit::FIN[C2S]) && conn.has(bit::FIN[S2C]) {
                 conn.closed = Some(Close::Fin);
                 half_open = false;
             }
         }
-        if half_open != conn.half_open {
-            conn.half_open = half_open;
+        if half_open != conn.half_open() {
+            conn.set(bit::HALF_OPEN, half_open);
             let entry = self.servers.entry(conn.server_idx);
             if half_open {
                 entry.half_open += 1;
@@ -351,21 +400,23 @@ impl Engine {
     pub fn on_tick(&mut self, now_ns: u64) {
         let mut due = std::mem::take(&mut self.due);
         due.clear();
+        let now_secs = now_ns / 1_000_000_000;
+        let stall_secs = self.cfg.half_closed_stall_ns / 1_000_000_000;
         for idx in self.table.live_indices() {
             let c = self.table.get(idx);
             let timeout = if c.is_finished() {
                 self.cfg.close_linger_ns
-            } else if c.half_open {
+            } else if c.half_open() {
                 self.cfg.half_open_timeout_ns
             } else {
                 self.cfg.idle_timeout_ns
             };
             if now_ns.saturating_sub(c.last_ns) > timeout {
                 due.push((idx, Due::Expire));
-            } else if c.fin_first.is_some()
+            } else if c.fin_secs != 0
                 && !c.is_finished()
-                && !c.half_closed_stall
-                && now_ns.saturating_sub(c.fin_ns) > self.cfg.half_closed_stall_ns
+                && !c.has(bit::HALF_CLOSED_STALL)
+                && now_secs.saturating_sub(u64::from(c.fin_secs)) > stall_secs
             {
                 due.push((idx, Due::Stalled));
             }
@@ -379,7 +430,7 @@ impl Engine {
                 }
                 Due::Stalled => {
                     let c = self.table.get_mut(idx);
-                    c.half_closed_stall = true;
+                    c.bits |= bit::HALF_CLOSED_STALL;
                     let server = c.server_idx;
                     self.servers
                         .entry(server)
@@ -402,34 +453,32 @@ impl Engine {
 
     fn close(&mut self, idx: u32, hash: u64, fallback: Close) {
         let conn = *self.table.get(idx);
-        let key = *self.table.key(idx);
-        let (lo, hi) = (
-            Endpoint {
-                addr: key.lo_addr,
-                port: key.lo_port,
-            },
-            Endpoint {
-                addr: key.hi_addr,
-                port: key.hi_port,
-            },
-        );
-        let (client, server) = if conn.client_is_lo {
-            (lo, hi)
-        } else {
-            (hi, lo)
-        };
-        let record = conn.record(client, server, fallback);
+        let close = conn.close_reason(fallback);
         let entry = self.servers.entry(conn.server_idx);
         entry.counters.inc(Counter::closed_flows);
-        if record.close == Close::Unanswered {
+        if close == Close::Unanswered {
             entry.counters.inc(Counter::unanswered_syn);
         }
         entry.active_flows -= 1;
-        if conn.half_open {
+        if conn.half_open() {
             entry.half_open -= 1;
         }
-        if self.cfg.emit_flows {
-            self.flows.push(record);
+        if let Some(stats) = self.stats.get(idx as usize) {
+            let key = self.table.key(idx);
+            let lo = Endpoint {
+                addr: key.lo_addr,
+                port: key.lo_port,
+            };
+            let hi = Endpoint {
+                addr: key.hi_addr,
+                port: key.hi_port,
+            };
+            let (client, server) = if conn.client_is_lo() {
+                (lo, hi)
+            } else {
+                (hi, lo)
+            };
+            self.flows.push(stats.record(&conn, client, server, close));
         }
         self.table.remove(idx, hash);
     }
@@ -450,98 +499,117 @@ impl Engine {
 
 /// Wireshark infers a direction's first sequence number when its SYN was not seen; port reuse
 /// detection compares later SYNs against it.
-fn infer_base_seq(fwd: &mut Dir, rev: &mut Dir, rec: &PacketRecord) {
-    if !fwd.base_set {
-        fwd.base_seq = if rec.flags & SYN != 0 {
+fn infer_base_seq(conn: &mut Conn, di: usize, ri: usize, rec: &PacketRecord) {
+    if !conn.has(bit::BASE_SET[di]) {
+        conn.base_seq[di] = if rec.flags & SYN != 0 {
             rec.seq
         } else {
             rec.seq.wrapping_sub(1)
         };
-        fwd.base_set = true;
+        conn.bits |= bit::BASE_SET[di];
     } else if rec.flags & SYN != 0 {
         if rec.flags & ACK == 0 {
             // A resent SYN: tshark rewinds to the end of the contiguous data first, so the
             // resend is judged against the SYN itself.
-            fwd.seq.next_seq = fwd.seq.max_seq_to_ack;
-        } else if rec.seq != fwd.base_seq {
-            fwd.base_seq = rec.seq;
+            conn.seq[di].next_seq = conn.seq[di].max_seq_to_ack;
+        } else if rec.seq != conn.base_seq[di] {
+            conn.base_seq[di] = rec.seq;
         }
     }
-    if !rev.base_set && rec.flags & ACK != 0 {
-        rev.base_seq = rec.ack.wrapping_sub(1);
-        rev.base_set = true;
+    if !conn.has(bit::BASE_SET[ri]) && rec.flags & ACK != 0 {
+        conn.base_seq[ri] = rec.ack.wrapping_sub(1);
+        conn.bits |= bit::BASE_SET[ri];
     }
 }
 
-fn count_verdict(
-    fwd: &mut Dir,
-    sc: &mut crate::metrics::counters::Counters,
-    verdict: u16,
-    len: u32,
-) {
+/// Interval counters of a segment's analysis verdict.
+fn count_verdict(sc: &mut Counters, verdict: u16, len: u32) {
     if verdict & v::RETRANSMISSION != 0 {
-        fwd.retransmits = fwd.retransmits.saturating_add(1);
         sc.inc(Counter::retransmits);
         if len > 0 {
             sc.inc(Counter::data_retransmits);
             sc.add(Counter::retransmitted_bytes, u64::from(len));
         }
     }
-    if verdict & v::FAST_RETRANSMISSION != 0 {
-        fwd.fast_retransmits = fwd.fast_retransmits.saturating_add(1);
-        sc.inc(Counter::fast_retransmits);
-    }
-    if verdict & v::SPURIOUS_RETRANSMISSION != 0 {
-        fwd.spurious_retransmits = fwd.spurious_retransmits.saturating_add(1);
-        sc.inc(Counter::spurious_retransmits);
-    }
-    if verdict & v::OUT_OF_ORDER != 0 {
-        fwd.out_of_order = fwd.out_of_order.saturating_add(1);
-        sc.inc(Counter::out_of_order);
-    }
-    if verdict & v::DUP_ACK != 0 {
-        fwd.dup_acks = fwd.dup_acks.saturating_add(1);
-        sc.inc(Counter::dup_acks);
-    }
-    if verdict & v::ZERO_WINDOW != 0 {
-        fwd.zero_window = fwd.zero_window.saturating_add(1);
-        sc.inc(Counter::zero_window);
-    }
-    if verdict & v::ZERO_WINDOW_PROBE != 0 {
-        fwd.zero_window_probes = fwd.zero_window_probes.saturating_add(1);
-        sc.inc(Counter::zero_window_probes);
-    }
-    if verdict & v::LOST_SEGMENT != 0 {
-        sc.inc(Counter::lost_segments);
-    }
-    if verdict & v::ACKED_UNSEEN != 0 {
-        sc.inc(Counter::acked_unseen);
-    }
-    if verdict & v::KEEP_ALIVE != 0 {
-        sc.inc(Counter::keep_alives);
+    for (bit, counter) in [
+        (v::FAST_RETRANSMISSION, Counter::fast_retransmits),
+        (v::SPURIOUS_RETRANSMISSION, Counter::spurious_retransmits),
+        (v::OUT_OF_ORDER, Counter::out_of_order),
+        (v::DUP_ACK, Counter::dup_acks),
+        (v::ZERO_WINDOW, Counter::zero_window),
+        (v::ZERO_WINDOW_PROBE, Counter::zero_window_probes),
+        (v::LOST_SEGMENT, Counter::lost_segments),
+        (v::ACKED_UNSEEN, Counter::acked_unseen),
+        (v::KEEP_ALIVE, Counter::keep_alives),
+    ] {
+        if verdict & bit != 0 {
+            sc.inc(counter);
+        }
     }
 }
 
-/// Records the handshake legs. Karn's rule: a leg that starts at a resent SYN or SYN/ACK is
-/// ambiguous (which copy was answered?), so it goes in the flow record but not in histograms.
+/// Flow-record counters of one segment.
+fn count_segment(d: &mut DirCounts, rec: &PacketRecord, verdict: u16) {
+    d.packets = d.packets.saturating_add(1);
+    d.payload_bytes += u64::from(rec.payload_len);
+    if rec.flags & SYN != 0 {
+        d.syn = d.syn.saturating_add(1);
+    }
+    if rec.flags & FIN != 0 {
+        d.fin = d.fin.saturating_add(1);
+    }
+    if rec.flags & RST != 0 {
+        d.rst = d.rst.saturating_add(1);
+    }
+    if verdict == 0 {
+        return;
+    }
+    let add = |bit: u16| u32::from(verdict & bit != 0);
+    d.retransmits = d.retransmits.saturating_add(add(v::RETRANSMISSION));
+    d.out_of_order = d.out_of_order.saturating_add(add(v::OUT_OF_ORDER));
+    d.dup_acks = d.dup_acks.saturating_add(add(v::DUP_ACK));
+    let add16 = |bit: u16| u16::from(verdict & bit != 0);
+    d.fast_retransmits = d
+        .fast_retransmits
+        .saturating_add(add16(v::FAST_RETRANSMISSION));
+    d.spurious_retransmits = d
+        .spurious_retransmits
+        .saturating_add(add16(v::SPURIOUS_RETRANSMISSION));
+    d.zero_window = d.zero_window.saturating_add(add16(v::ZERO_WINDOW));
+    d.zero_window_probes = d
+        .zero_window_probes
+        .saturating_add(add16(v::ZERO_WINDOW_PROBE));
+}
+
+/// Measures the client leg and the total when the client's ACK completes the handshake, and
+/// returns the total if Karn's rule lets it into histograms: a leg that starts at a resent SYN or
+/// SYN/ACK is ambiguous (which copy was answered?), so it goes in the flow record only.
 fn complete_handshake(
-    conn: &mut Conn,
+    conn: &Conn,
+    stats: Option<&mut FlowStats>,
     ts: u64,
     hists: &mut HandshakeHists,
-    sc: &mut crate::metrics::counters::Counters,
-) {
-    conn.synack_ack_ns = Some(ts.saturating_sub(conn.synack_ns));
-    conn.total_ns = (conn.syn_ns != 0).then(|| ts.saturating_sub(conn.syn_ns));
-    let syn_clean = conn.syn_retransmits == 0;
-    let synack_clean = conn.synack_retransmits == 0;
-    if let (true, Some(leg)) = (syn_clean, conn.syn_synack_ns) {
-        hists.syn_synack.record_ns(leg);
+    sc: &mut Counters,
+) -> Option<u64> {
+    let synack_ack = ts.saturating_sub(conn.synack_ns);
+    let total = (conn.syn_ns != 0).then(|| ts.saturating_sub(conn.syn_ns));
+    if let Some(st) = stats {
+        st.synack_ack_ns = Some(synack_ack);
+        st.total_ns = total;
     }
-    if let (true, Some(leg)) = (synack_clean, conn.synack_ack_ns) {
-        hists.synack_ack.record_ns(leg);
+    let syn_clean = !conn.has(bit::SYN_RESENT);
+    let synack_clean = !conn.has(bit::SYNACK_RESENT);
+    if synack_clean {
+        hists.synack_ack.record_ns(synack_ack);
     }
-    match conn.total_ns {
-        Some(total) if syn_clean && synack_clean => hists.total.record_ns(total),
-        _ => sc.inc(Counter::handshake_ambiguous),
+    match total {
+        Some(total) if syn_clean && synack_clean => {
+            hists.total.record_ns(total);
+            Some(total)
+        }
+        _ => {
+            sc.inc(Counter::handshake_ambiguous);
+            None
+        }
     }
 }
