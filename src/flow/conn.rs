@@ -94,12 +94,18 @@ impl Conn {
         self.has(bit::HALF_OPEN)
     }
 
-    /// How the flow ends if nothing closed it explicitly.
-    pub fn close_reason(&self, fallback: Close) -> Close {
-        self.closed.unwrap_or(match self.handshake {
-            Handshake::SynSent if !self.has(bit::SENT[S2C]) => Close::Unanswered,
-            _ => fallback,
-        })
+    /// How the flow ends: an explicit close (FIN, RST) if there was one; an eviction as such
+    /// (whether its SYN would have been answered is unknown); otherwise a SYN that never got
+    /// any reply is `unanswered`, and anything else ends for `why`.
+    pub fn close_reason(&self, why: Close) -> Close {
+        match (self.closed, why) {
+            (Some(close), _) => close,
+            (None, Close::Evicted) => Close::Evicted,
+            (None, _) if self.handshake == Handshake::SynSent && !self.has(bit::SENT[S2C]) => {
+                Close::Unanswered
+            }
+            (None, _) => why,
+        }
     }
 }
 

@@ -613,3 +613,146 @@ fn complete_handshake(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Addr;
+
+    const MS: u64 = 1_000_000;
+    const S: u64 = 1_000_000_000;
+
+    /// One segment from `from` (0 = client, 1 = server) of connection `n`.
+    fn seg(n: u32, from: usize, t: u64, flags: u8, seq: u32, ack: u32, len: u32) -> PacketRecord {
+        let client = (
+            Addr::from_v4([192, 0, 2, (n >> 16) as u8]),
+            1024 + (n & 0xffff) as u16,
+        );
+        let server = (Addr::from_v4([198, 51, 100, 7]), 443);
+        let ((src, sport), (dst, dport)) = if from == 0 {
+            (client, server)
+        } else {
+            (server, client)
+        };
+        PacketRecord {
+            ts_ns: t,
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            payload_len: len,
+            window: 1000,
+            flags,
+            ..PacketRecord::default()
+        }
+    }
+
+    fn feed(e: &mut Engine, rec: PacketRecord) -> u16 {
+        e.on_packet(&rec, FlowKey::of(&rec).0.hash())
+    }
+
+    fn handshake(e: &mut Engine, n: u32, t: u64) {
+        feed(e, seg(n, 0, t, SYN, 100, 0, 0));
+        feed(e, seg(n, 1, t + MS, SYN | ACK, 500, 101, 0));
+        feed(e, seg(n, 0, t + 2 * MS, ACK, 101, 501, 0));
+    }
+
+    fn total(iv: &WorkerInterval, c: Counter) -> u64 {
+        iv.servers.iter().map(|s| s.counters.get(c)).sum()
+    }
+
+    #[test]
+    fn syn_flood_evicts_half_open_flows_and_spares_established_ones() {
+        let mut e = Engine::new(FlowConfig {
+            capacity: 64,
+            ..FlowConfig::default()
+        });
+        for n in 0..16 {
+            handshake(&mut e, n, 0);
+        }
+        for n in 1000..11_000 {
+            feed(&mut e, seg(n, 0, S, SYN, 7, 0, 0));
+        }
+        assert_eq!(e.active_flows(), 64);
+        // Every established flow is still tracked: its next segment is not a new flow.
+        for n in 0..16 {
+            feed(&mut e, seg(n, 0, 2 * S, ACK | PSH_FLAG, 101, 501, 10));
+        }
+        let iv = e.take_interval();
+        assert_eq!(total(&iv, Counter::new_flows), 16 + 10_000);
+        assert_eq!(iv.flow_table_full, 10_000 - (64 - 16));
+        let evicted = iv
+            .flows
+            .iter()
+            .filter(|f| f.close == Close::Evicted)
+            .count() as u64;
+        assert_eq!(evicted, iv.flow_table_full);
+        assert!(iv
+            .flows
+            .iter()
+            .all(|f| f.handshake.is_some_and(|h| h.total_ns.is_none())));
+        let half_open: u32 = iv.servers.iter().map(|s| s.half_open).sum();
+        assert_eq!(half_open, 64 - 16);
+    }
+
+    #[test]
+    fn refused_unanswered_and_port_reuse() {
+        let mut e = Engine::new(FlowConfig::default());
+        // Refused: SYN answered by RST/ACK.
+        feed(&mut e, seg(1, 0, 0, SYN, 100, 0, 0));
+        feed(&mut e, seg(1, 1, MS, RST | ACK, 0, 101, 0));
+        // Unanswered: SYN resent twice, never answered.
+        for i in 0..3 {
+            feed(&mut e, seg(2, 0, i * S, SYN, 100, 0, 0));
+        }
+        // Port reuse: a completed connection, then a SYN with a new ISN on the same ports.
+        handshake(&mut e, 3, 0);
+        feed(&mut e, seg(3, 0, 5 * S, SYN, 9000, 0, 0));
+        e.on_tick(200 * S);
+        e.finish();
+        let iv = e.take_interval();
+        let closes: Vec<Close> = iv.flows.iter().map(|f| f.close).collect();
+        assert!(closes.contains(&Close::Refused));
+        assert!(closes.contains(&Close::PortReuse));
+        assert_eq!(
+            closes.iter().filter(|&&c| c == Close::Unanswered).count(),
+            2,
+            "{closes:?}"
+        );
+        assert_eq!(total(&iv, Counter::rst_to_syn), 1);
+        assert_eq!(total(&iv, Counter::syn_retransmits), 2);
+        assert_eq!(total(&iv, Counter::unanswered_syn), 2);
+        assert_eq!(total(&iv, Counter::handshakes), 1);
+    }
+
+    #[test]
+    fn half_closed_stall_is_flagged_once_and_idle_flows_expire() {
+        let cfg = FlowConfig {
+            half_closed_stall_ns: 10 * S,
+            idle_timeout_ns: 100 * S,
+            ..FlowConfig::default()
+        };
+        let mut e = Engine::new(cfg);
+        handshake(&mut e, 1, 0);
+        feed(&mut e, seg(1, 1, S, FIN | ACK, 501, 101, 0));
+        feed(&mut e, seg(1, 0, S + MS, ACK, 101, 502, 0));
+        e.on_tick(5 * S);
+        e.on_tick(20 * S);
+        e.on_tick(30 * S);
+        let iv = e.take_interval();
+        assert_eq!(total(&iv, Counter::half_closed_stalls), 1);
+        assert!(iv.flows.is_empty());
+        e.on_tick(200 * S);
+        let iv = e.take_interval();
+        assert_eq!(iv.flows.len(), 1);
+        let f = &iv.flows[0];
+        assert_eq!(f.close, Close::IdleTimeout);
+        assert!(f.half_closed_stall);
+        assert_eq!(f.fin_first, Some("server"));
+        assert_eq!(iv.active_flows, 0);
+    }
+
+    const PSH_FLAG: u8 = crate::decode::flags::PSH;
+}
