@@ -364,7 +364,7 @@ impl Engine {
         // Teardown.
         if flags & FIN != 0 && conn.fin_secs == 0 {
             conn.fin_secs = u32::try_from(ts / 1_000_000_000).unwrap_or(u32::MAX).max(1);
-            if let Some(st) = stats.as_deref_mut() {
+            if let Some(st) = stats {
                 st.fin_first = Some(di as u8);
             }
         }
