@@ -7,12 +7,15 @@
 //!
 //! - `capture_iter`: walking the mapped pcap frame by frame.
 //! - `decode`: `decode_frame` over the frames (pre-collected, so iteration is not counted).
+//! - `reader`: iteration, decode and flow hash in one loop: the reader thread of
+//!   `tcpulse analyze` without its batching and channels.
 //! - `engine`: the records (pre-decoded, each with its flow hash as the dispatcher computes it)
 //!   fed through one `Engine` the way a worker drives it: `on_packet` for each record,
 //!   `on_tick` + `take_interval` at every 1 s boundary of capture time, `finish` at the end.
-//!   `fresh/*` builds a new engine per pass (its table pages are faulted in during the pass);
-//!   `reused` replays the capture through one engine that has already seen it once (steady
-//!   state: warm table and server entries).
+//!   `fresh/*` builds a new engine per pass, so the pass also pays for faulting in the table's
+//!   pages (a start-up cost); `reused/*` replays the capture through one engine that has
+//!   already seen it once: the steady state of a long-running monitor (table pages and server
+//!   entries warm; every flow of the previous pass ended by `finish`).
 //!
 //! Run: `cargo bench --bench engine` (add `-- engine` to run one group).
 //! Override the fixture size with `TCPULSE_BENCH_CONNECTIONS` (default 20000).
@@ -45,8 +48,8 @@ fn connections() -> u32 {
 /// The fixture capture, generated on first use and kept between runs (same seed, same bytes).
 fn fixture() -> CaptureFile {
     let n = connections();
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bench-mixed-s{SEED}-c{n}.pcap"));
+    let path =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-mixed-s{SEED}-c{n}.pcap"));
     if !path.exists() {
         let tmp = path.with_extension("pcap.part");
         write_pcap(&Scenario::mixed(SEED, n), &tmp).expect("write the fixture capture");
@@ -107,16 +110,22 @@ fn benches(c: &mut Criterion) {
     let records = records(&frames);
     let v6 = records.iter().filter(|(r, _)| !r.src.is_v4()).count();
     eprintln!(
-        "fixture: {} connections, {} frames, {} TCP records ({:.1} % IPv6), {:.1} MB",
+        "fixture: {} connections, {} frames, {} TCP records ({:.1} % IPv6), {:.1} MB; \
+         load average {}",
         connections(),
         frames.len(),
         records.len(),
         100.0 * v6 as f64 / records.len().max(1) as f64,
-        file.len() as f64 / 1e6
+        file.len() as f64 / 1e6,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim_end(),
     );
 
     let mut g = c.benchmark_group("capture_iter");
     g.throughput(Throughput::Elements(frames.len() as u64));
+    g.sample_size(30);
+    g.measurement_time(Duration::from_secs(8));
     g.bench_function("pcap_mmap", |b| {
         b.iter(|| {
             let mut bytes = 0u64;
@@ -130,6 +139,8 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(frames.len() as u64));
+    g.sample_size(30);
+    g.measurement_time(Duration::from_secs(8));
     g.bench_function("decode_frame", |b| {
         b.iter(|| {
             let mut ok = 0u32;
@@ -147,10 +158,32 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
+    // The reader thread's share of `tcpulse analyze`, without batching and channels.
+    let mut g = c.benchmark_group("reader");
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    g.sample_size(30);
+    g.measurement_time(Duration::from_secs(8));
+    g.bench_function("iter_decode_hash", |b| {
+        b.iter(|| {
+            let mut acc = 0u64;
+            for f in file.frames() {
+                let Ok(f) = f else { break };
+                let Some(link) = LinkType::from_linktype(f.link_type) else {
+                    continue;
+                };
+                if let Ok(rec) = decode_frame(link, f.data, f.orig_len, f.ts_ns) {
+                    acc ^= FlowKey::of(&rec).0.hash();
+                }
+            }
+            black_box(acc)
+        });
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("engine");
     g.throughput(Throughput::Elements(records.len() as u64));
     g.sample_size(20);
-    g.measurement_time(Duration::from_secs(10));
+    g.measurement_time(Duration::from_secs(15));
     for (name, emit_flows) in [("fresh/flows_off", false), ("fresh/flows_on", true)] {
         g.bench_function(name, |b| {
             b.iter_batched(
@@ -164,11 +197,13 @@ fn benches(c: &mut Criterion) {
             );
         });
     }
-    let mut engine = Engine::new(config(false));
-    drive(&mut engine, &records);
-    g.bench_function("reused/flows_off", |b| {
-        b.iter(|| black_box(drive(&mut engine, &records)));
-    });
+    for (name, emit_flows) in [("reused/flows_off", false), ("reused/flows_on", true)] {
+        let mut engine = Engine::new(config(emit_flows));
+        drive(&mut engine, &records);
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(drive(&mut engine, &records)));
+        });
+    }
     g.finish();
 }
 
