@@ -28,7 +28,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 
 use tcpulse::capture::{CaptureFile, Frame};
 use tcpulse::decode::{decode_frame, LinkType, PacketRecord};
-use tcpulse::flow::{Engine, FlowConfig, FlowKey};
+use tcpulse::flow::{shard_hash, Engine, FlowConfig, FlowKey};
 use tcpulse::gen::{scenario::Scenario, write_pcap};
 
 const SEED: u64 = 7;
@@ -92,13 +92,13 @@ fn drive(engine: &mut Engine, records: &[(PacketRecord, u64)]) -> usize {
         Some((r, _)) => (r.ts_ns / INTERVAL_NS + 1) * INTERVAL_NS,
         None => return 0,
     };
-    for (rec, hash) in records {
+    for (rec, _) in records {
         while rec.ts_ns >= interval_end {
             engine.on_tick(interval_end);
             handed_over += engine.take_interval().flows.len();
             interval_end += INTERVAL_NS;
         }
-        black_box(engine.on_packet(rec, *hash));
+        black_box(engine.on_packet(rec));
     }
     engine.finish();
     handed_over + engine.take_interval().flows.len()
@@ -172,7 +172,7 @@ fn benches(c: &mut Criterion) {
                     continue;
                 };
                 if let Ok(rec) = decode_frame(link, f.data, f.orig_len, f.ts_ns) {
-                    acc ^= FlowKey::of(&rec).0.hash();
+                    acc ^= shard_hash(&rec);
                 }
             }
             black_box(acc)

@@ -6,7 +6,7 @@
 use tcpulse::capture::CaptureFile;
 use tcpulse::decode::{decode_frame, LinkType};
 use tcpulse::flow::seq_analysis::verdict as v;
-use tcpulse::flow::{Engine, FlowConfig, FlowKey};
+use tcpulse::flow::{Engine, FlowConfig};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -46,7 +46,7 @@ fn main() {
         let Ok(rec) = decode_frame(link, frame.data, frame.orig_len, frame.ts_ns) else {
             continue;
         };
-        let verdict = engine.on_packet(&rec, FlowKey::of(&rec).0.hash());
+        let verdict = engine.on_packet(&rec);
         if port.is_some_and(|p| rec.sport != p && rec.dport != p) {
             continue;
         }

@@ -11,14 +11,14 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::decode::PacketRecord;
-use crate::flow::{shard_of, Engine, FlowConfig, FlowKey, WorkerInterval};
+use crate::flow::{shard_hash, shard_of, Engine, FlowConfig, WorkerInterval};
 
 /// Records per batch: large enough to amortise channel costs, small enough to stay in L1/L2.
 pub const BATCH: usize = 256;
 /// Batches in flight per worker.
 const QUEUE_DEPTH: usize = 64;
 
-pub type Batch = Vec<(PacketRecord, u64)>;
+pub type Batch = Vec<PacketRecord>;
 
 enum ToWorker {
     Packets(Batch),
@@ -94,10 +94,12 @@ impl Dispatcher {
     /// Queues one record for its flow's worker.
     #[inline]
     pub fn push(&mut self, rec: PacketRecord) {
-        let hash = FlowKey::of(&rec).0.hash();
-        let w = shard_of(hash, self.workers.len());
+        let w = match self.workers.len() {
+            1 => 0,
+            n => shard_of(shard_hash(&rec), n),
+        };
         let worker = &mut self.workers[w];
-        worker.pending.push((rec, hash));
+        worker.pending.push(rec);
         if worker.pending.len() >= BATCH {
             self.send_pending(w);
         }
@@ -163,8 +165,8 @@ fn run_worker(
     while let Ok(msg) = rx.recv() {
         match msg {
             ToWorker::Packets(mut batch) => {
-                for (rec, hash) in &batch {
-                    engine.on_packet(rec, *hash);
+                for rec in &batch {
+                    engine.on_packet(rec);
                 }
                 batch.clear();
                 let _ = recycle.try_send(batch);

@@ -130,9 +130,9 @@ impl Engine {
     }
 
     /// Accounts one TCP segment and returns its analysis verdict bits (`seq_analysis::verdict`).
-    /// `hash` is `FlowKey::of(rec).0.hash()`, computed once by capture.
-    pub fn on_packet(&mut self, rec: &PacketRecord, hash: u64) -> u16 {
+    pub fn on_packet(&mut self, rec: &PacketRecord) -> u16 {
         let (key, src_is_lo) = FlowKey::of(rec);
+        let hash = key.hash();
         let idx = match self.table.find(&key, hash) {
             Some(idx) if self.starts_new_connection(idx, rec, src_is_lo) => {
                 self.close(idx, hash, Close::PortReuse);
@@ -650,7 +650,7 @@ mod tests {
     }
 
     fn feed(e: &mut Engine, rec: PacketRecord) -> u16 {
-        e.on_packet(&rec, FlowKey::of(&rec).0.hash())
+        e.on_packet(&rec)
     }
 
     fn handshake(e: &mut Engine, n: u32, t: u64) {

@@ -28,6 +28,16 @@ pub struct FlowTable<V> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct TableFull;
 
+/// A zeroed vector whose pages are written now. `vec![0; n]` gets lazily zeroed pages from the
+/// OS: the first lookup maps the shared zero page, the first insert then replaces it, and that
+/// replacement interrupts every other core of a multi-threaded process (a TLB shootdown), on
+/// the hot path. Writing once at start-up moves that cost out of it.
+fn written_zeros<T: Default + Clone>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    v.resize(n, T::default());
+    v
+}
+
 impl<V> FlowTable<V> {
     /// A table holding at most `capacity` flows (at least 1).
     pub fn with_capacity(capacity: usize) -> Self {
@@ -35,12 +45,12 @@ impl<V> FlowTable<V> {
         // Load factor at most 3/4 when full keeps linear probe runs short.
         let slots = (capacity + capacity / 3 + 1).next_power_of_two().max(16);
         FlowTable {
-            index: vec![0; slots],
+            index: written_zeros(slots),
             mask: slots - 1,
             capacity,
             keys: Vec::with_capacity(capacity),
             values: Vec::with_capacity(capacity),
-            live: vec![false; capacity],
+            live: written_zeros(capacity),
             free: Vec::new(),
         }
     }
