@@ -3,9 +3,11 @@
 //!
 //! - [`pcap_file`]: zero-copy reading of pcap and pcapng files (format from the magic number).
 //! - [`pcap_writer`]: writing pcap and pcapng, for saved samples and for tests.
+//! - [`xdp`]: live capture from a network interface with AF_XDP and tcpulse's XDP program.
 
 pub mod pcap_file;
 pub mod pcap_writer;
+pub mod xdp;
 
 pub use pcap_file::{CaptureError, CaptureFile, FileFormat, Frame, Frames, MAX_FRAME_LEN};
 pub use pcap_writer::{PcapNgWriter, PcapWriter};
