@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod gen;
+pub mod output;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,10 +1,12 @@
 //! From decoded records to flow workers: the symmetric hash picks the worker, records travel
 //! in batches over bounded crossbeam channels, and interval boundaries travel in-band so every
-//! worker closes the same intervals on capture time.
+//! worker closes the same intervals on capture time. Several feeders (one per capture thread)
+//! may feed the same workers; a worker closes an interval once every feeder has closed it.
 //!
 //! Batches are recycled through a return channel, so steady state allocates nothing.
 
 pub mod clock;
+pub mod ingest;
 
 use std::thread::JoinHandle;
 
@@ -21,14 +23,19 @@ const QUEUE_DEPTH: usize = 64;
 pub type Batch = Vec<PacketRecord>;
 
 enum ToWorker {
-    Packets(Batch),
-    /// Close the interval ending at this capture time: expire flows, hand over figures.
+    Packets {
+        feeder: usize,
+        batch: Batch,
+    },
+    /// A feeder closed the interval ending at this capture time. The worker closes it (expires
+    /// flows, hands over figures) once every feeder has.
     CloseInterval(u64),
-    /// End of input: end every flow, hand over the last figures, stop.
+    /// A feeder reached the end of its input. After the last feeder: end every flow, hand over
+    /// the last figures, stop.
     Finish,
 }
 
-/// What the dispatcher does when a worker's queue is full.
+/// What a feeder does when a worker's queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backpressure {
     /// Wait: files are read no faster than analysed, nothing is lost.
@@ -37,150 +44,183 @@ pub enum Backpressure {
     Drop,
 }
 
-/// Feeds W flow workers. Each worker hands its interval figures to `results`, in order.
-pub struct Dispatcher {
-    workers: Vec<Worker>,
+/// The flow worker threads. Each hands its interval figures to `results`, in order.
+pub struct Workers {
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// One producer's handle on every worker: a capture thread (live) or the file reader. Records
+/// are batched per worker; batches come back for reuse through the feeder's own channel.
+pub struct Feeder {
+    id: usize,
+    inputs: Vec<Sender<ToWorker>>,
+    pending: Vec<Batch>,
+    recycled: Receiver<Batch>,
     mode: Backpressure,
     /// Records dropped because a worker's queue was full (only in `Drop` mode).
     pub ring_full_drops: u64,
 }
 
-struct Worker {
-    tx: Sender<ToWorker>,
-    recycled: Receiver<Batch>,
-    pending: Batch,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Dispatcher {
-    /// Starts `workers` threads, each owning an engine with `cfg` (capacity per worker).
+impl Workers {
+    /// Starts `workers` threads, each owning an engine with `cfg` (capacity per worker), fed by
+    /// `feeders` producers.
     pub fn start(
         workers: usize,
+        feeders: usize,
         cfg: &FlowConfig,
         mode: Backpressure,
-        results: Sender<(usize, WorkerInterval)>,
-    ) -> std::io::Result<Dispatcher> {
-        let workers = workers.max(1);
-        let mut out = Vec::with_capacity(workers);
+        results: &Sender<(usize, WorkerInterval)>,
+    ) -> std::io::Result<(Workers, Vec<Feeder>)> {
+        let (workers, feeders) = (workers.max(1), feeders.max(1));
+        let mut recycle_tx = Vec::with_capacity(feeders);
+        let mut recycle_rx = Vec::with_capacity(feeders);
+        for _ in 0..feeders {
+            let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH * workers + workers);
+            for _ in 0..QUEUE_DEPTH {
+                let _ = tx.try_send(Vec::with_capacity(BATCH));
+            }
+            recycle_tx.push(tx);
+            recycle_rx.push(rx);
+        }
+        let mut inputs = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
         for id in 0..workers {
             let (tx, rx) = bounded::<ToWorker>(QUEUE_DEPTH);
-            let (recycle_tx, recycled) = bounded::<Batch>(QUEUE_DEPTH + 1);
-            for _ in 0..QUEUE_DEPTH {
-                let _ = recycle_tx.try_send(Vec::with_capacity(BATCH));
-            }
             let mut engine = Engine::new(cfg.clone());
-            let results = results.clone();
-            let handle = std::thread::Builder::new()
-                .name(format!("tcpulse-flow-{id}"))
-                .spawn(move || run_worker(id, &mut engine, &rx, &recycle_tx, &results))?;
-            out.push(Worker {
-                tx,
-                recycled,
-                pending: Vec::with_capacity(BATCH),
-                handle: Some(handle),
-            });
+            let (results, recycle) = (results.clone(), recycle_tx.clone());
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("tcpulse-flow-{id}"))
+                    .spawn(move || run_worker(id, feeders, &mut engine, &rx, &recycle, &results))?,
+            );
+            inputs.push(tx);
         }
-        Ok(Dispatcher {
-            workers: out,
-            mode,
-            ring_full_drops: 0,
-        })
+        let feeders = recycle_rx
+            .into_iter()
+            .enumerate()
+            .map(|(id, recycled)| Feeder {
+                id,
+                inputs: inputs.clone(),
+                pending: (0..workers).map(|_| Vec::with_capacity(BATCH)).collect(),
+                recycled,
+                mode,
+                ring_full_drops: 0,
+            })
+            .collect();
+        Ok((Workers { handles }, feeders))
     }
 
+    /// Waits for the workers, which stop once every feeder has finished.
+    pub fn join(self) {
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Feeder {
     pub fn workers(&self) -> usize {
-        self.workers.len()
+        self.inputs.len()
     }
 
     /// Queues one record for its flow's worker.
     #[inline]
     pub fn push(&mut self, rec: PacketRecord) {
-        let w = match self.workers.len() {
+        let w = match self.inputs.len() {
             1 => 0,
             n => shard_of(shard_hash(&rec), n),
         };
-        let worker = &mut self.workers[w];
-        worker.pending.push(rec);
-        if worker.pending.len() >= BATCH {
+        self.pending[w].push(rec);
+        if self.pending[w].len() >= BATCH {
             self.send_pending(w);
         }
     }
 
     fn send_pending(&mut self, w: usize) {
-        let worker = &mut self.workers[w];
-        if worker.pending.is_empty() {
+        if self.pending[w].is_empty() {
             return;
         }
-        let fresh = worker
+        let fresh = self
             .recycled
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-        let batch = std::mem::replace(&mut worker.pending, fresh);
+        let batch = std::mem::replace(&mut self.pending[w], fresh);
+        let msg = ToWorker::Packets {
+            feeder: self.id,
+            batch,
+        };
         match self.mode {
             Backpressure::Block => {
-                let _ = worker.tx.send(ToWorker::Packets(batch));
+                let _ = self.inputs[w].send(msg);
             }
-            Backpressure::Drop => match worker.tx.try_send(ToWorker::Packets(batch)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(ToWorker::Packets(b))) => {
-                    self.ring_full_drops += b.len() as u64;
-                    worker.pending = b;
-                    worker.pending.clear();
+            Backpressure::Drop => {
+                if let Err(TrySendError::Full(ToWorker::Packets { mut batch, .. })) =
+                    self.inputs[w].try_send(msg)
+                {
+                    self.ring_full_drops += batch.len() as u64;
+                    batch.clear();
+                    self.pending[w] = batch;
                 }
-                Err(_) => {}
-            },
+            }
         }
     }
 
     fn broadcast(&mut self, msg: impl Fn() -> ToWorker) {
-        for w in 0..self.workers.len() {
+        for w in 0..self.inputs.len() {
             self.send_pending(w);
             // Control messages always block: they are rare and must not be lost.
-            let _ = self.workers[w].tx.send(msg());
+            let _ = self.inputs[w].send(msg());
         }
     }
 
-    /// Every worker closes the interval ending at `end_ns` (capture time).
+    /// This feeder is done with the interval ending at `end_ns` (capture time).
     pub fn close_interval(&mut self, end_ns: u64) {
         self.broadcast(|| ToWorker::CloseInterval(end_ns));
     }
 
-    /// Ends all flows and waits for the workers to stop.
+    /// This feeder has no more input.
     pub fn finish(mut self) {
         self.broadcast(|| ToWorker::Finish);
-        for w in &mut self.workers {
-            if let Some(h) = w.handle.take() {
-                let _ = h.join();
-            }
-        }
     }
 }
 
 fn run_worker(
     id: usize,
+    feeders: usize,
     engine: &mut Engine,
     rx: &Receiver<ToWorker>,
-    recycle: &Sender<Batch>,
+    recycle: &[Sender<Batch>],
     results: &Sender<(usize, WorkerInterval)>,
 ) {
+    let (mut closes, mut finished) = (0, 0);
     while let Ok(msg) = rx.recv() {
         match msg {
-            ToWorker::Packets(mut batch) => {
+            ToWorker::Packets { feeder, mut batch } => {
                 for rec in &batch {
                     engine.on_packet(rec);
                 }
                 batch.clear();
-                let _ = recycle.try_send(batch);
+                let _ = recycle[feeder].try_send(batch);
             }
+            // Feeders close the same intervals (the live run stops them all at one capture
+            // time), so counting closes is enough to know when all have closed this one.
             ToWorker::CloseInterval(end_ns) => {
-                engine.on_tick(end_ns);
-                if results.send((id, engine.take_interval())).is_err() {
-                    return;
+                closes += 1;
+                if closes >= feeders - finished {
+                    closes = 0;
+                    engine.on_tick(end_ns);
+                    if results.send((id, engine.take_interval())).is_err() {
+                        return;
+                    }
                 }
             }
             ToWorker::Finish => {
-                engine.finish();
-                let _ = results.send((id, engine.take_interval()));
-                return;
+                finished += 1;
+                if finished == feeders {
+                    engine.finish();
+                    let _ = results.send((id, engine.take_interval()));
+                    return;
+                }
             }
         }
     }
