@@ -14,12 +14,13 @@ use crate::dispatch::{Backpressure, Workers};
 
 /// Runs the analysis and returns the process exit code.
 pub fn run(args: &AnalyzeArgs) -> i32 {
-    let workers = usize::from(args.workers);
-    let sinks = match Sinks::open(&args.output, args.flows.as_deref()) {
+    let p = &args.pipeline;
+    let workers = usize::from(p.workers);
+    let sinks = match Sinks::open(&p.output, p.flows.as_deref()) {
         Ok(s) => s,
         Err(e) => return fail_output(&e),
     };
-    let cfg = args.table.flow_config(workers, args.flows.is_some());
+    let cfg = p.table.flow_config(workers, p.flows.is_some());
     let (results_tx, results_rx) = unbounded();
     let (meta_tx, meta_rx) = unbounded();
     let started = Workers::start(workers, 1, &cfg, Backpressure::Block, &results_tx);
@@ -39,7 +40,7 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
             .first()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        top_servers: args.top_servers,
+        top_servers: p.top_servers,
     };
     let merger = match merger.spawn(sinks, meta_rx, results_rx) {
         Ok(m) => m,
@@ -48,7 +49,7 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
             return exit::OUTPUT_FAILED;
         }
     };
-    let interval_ns = u64::try_from(args.interval.as_nanos()).unwrap_or(u64::MAX);
+    let interval_ns = u64::try_from(p.interval.as_nanos()).unwrap_or(u64::MAX);
     let Some(feeder) = feeders.pop() else {
         return exit::OUTPUT_FAILED;
     };

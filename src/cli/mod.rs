@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod gen;
 pub mod output;
+pub mod run;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,6 +22,11 @@ pub mod exit {
     pub const INPUT_DAMAGED: i32 = 4;
     /// Output could not be written (closed pipe, full disk, no permission).
     pub const OUTPUT_FAILED: i32 = 5;
+    /// Live capture could not start: interface missing, missing privilege, XDP refused, queue
+    /// out of range. Nothing was left attached.
+    pub const CAPTURE_SETUP: i32 = 6;
+    /// Live capture broke while running (interface removed); what was captured was reported.
+    pub const CAPTURE_LOST: i32 = 7;
 }
 
 #[derive(Parser, Debug)]
@@ -39,6 +45,9 @@ pub enum Command {
     /// (handshake legs, retransmissions of each kind, zero windows, teardowns, IPv6, VLAN),
     /// and the ground truth per connection as JSON lines.
     Gen(GenArgs),
+    /// Capture live on an interface (AF_XDP, one socket per RX queue) and write interval
+    /// records (and flow records with --flows) until stopped.
+    Run(RunArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -67,6 +76,52 @@ pub struct AnalyzeArgs {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+
+    /// Show a progress line on standard error (default: when it is a terminal).
+    #[arg(long)]
+    pub progress: Option<bool>,
+}
+
+/// Capture on a live interface with AF_XDP, one socket per RX queue.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Interface to capture on (in the current network namespace).
+    #[arg(long, short)]
+    pub iface: String,
+
+    /// RX queues to capture, e.g. `0-3` or `0,2` (default: every queue of the interface).
+    #[arg(long, value_parser = parse_list)]
+    pub queues: Option<Vec<u32>>,
+
+    /// CPUs to pin the capture threads to, one per queue in order, e.g. `0,1`.
+    #[arg(long, value_parser = parse_list)]
+    pub cpus: Option<Vec<u32>>,
+
+    /// XDP attach mode: `native` (in the driver) or `skb` (generic, any interface).
+    #[arg(long, default_value = "native", value_parser = parse_xdp_mode)]
+    pub xdp_mode: crate::capture::xdp::XdpMode,
+
+    /// Put the interface in promiscuous mode (SPAN ports deliver frames for other hosts).
+    #[arg(long)]
+    pub promisc: bool,
+
+    /// Stop after this long (default: until SIGINT or SIGTERM).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Only count received frames, decode nothing: the bare AF_XDP receive rate.
+    #[arg(long)]
+    pub no_analysis: bool,
+
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+/// Options of the analysis pipeline, the same offline and live.
+#[derive(Args, Debug, Clone)]
+pub struct PipelineArgs {
     /// Interval length in capture time, e.g. 1s, 500ms, 1m.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
@@ -89,10 +144,6 @@ pub struct AnalyzeArgs {
     /// Servers listed per interval by traffic (plus as many with handshake trouble).
     #[arg(long, default_value_t = 20)]
     pub top_servers: usize,
-
-    /// Show a progress line on standard error (default: when it is a terminal).
-    #[arg(long)]
-    pub progress: Option<bool>,
 }
 
 /// Flow-table size and timeouts (capture time).
@@ -166,6 +217,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parses `0-3`, `0,2,5` or a mix (`0-1,4`).
+pub fn parse_list(text: &str) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("`{part}` is not a number or a range like 0-3");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
+                if a > b || b - a > 4096 {
+                    return Err(format!("`{part}` is not an increasing range"));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if out.is_empty() {
+        return Err("empty list".into());
+    }
+    Ok(out)
+}
+
+fn parse_xdp_mode(text: &str) -> Result<crate::capture::xdp::XdpMode, String> {
+    match text {
+        "native" | "drv" => Ok(crate::capture::xdp::XdpMode::Native),
+        "skb" | "generic" => Ok(crate::capture::xdp::XdpMode::Skb),
+        _ => Err(format!("`{text}`: use native or skb")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +262,14 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn lists() {
+        assert_eq!(parse_list("0-3"), Ok(vec![0, 1, 2, 3]));
+        assert_eq!(parse_list("0-1,4"), Ok(vec![0, 1, 4]));
+        assert!(parse_list("3-1").is_err());
+        assert!(parse_list("a").is_err());
+        assert!(parse_list("").is_err());
     }
 }

@@ -44,13 +44,22 @@ pub fn analyze(files: &[&Path], extra: &[&str]) -> Run {
         .args(extra)
         .output()
         .expect("run tcpulse");
+    parse_output(
+        &out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// Splits tcpulse's JSON-lines output by record type.
+pub fn parse_output(stdout: &[u8], stderr: String, code: i32) -> Run {
     let mut run = Run {
         intervals: Vec::new(),
         flows: Vec::new(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code().unwrap_or(-1),
+        stderr,
+        code,
     };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in String::from_utf8_lossy(stdout).lines() {
         let v: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line}: {e}"));
         match v["type"].as_str() {

@@ -1,0 +1,247 @@
+//! `tcpulse run`: AF_XDP capture threads (one per RX queue) → the same workers, merger and
+//! sinks as `analyze`. Capture time comes from the XDP receive timestamps; intervals also close
+//! on the clock when no packet comes, so a quiet link still reports.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::unbounded;
+
+use super::output::{fail_output, Merger, Sinks};
+use super::{exit, RunArgs};
+use crate::capture::xdp::{rx_queue_count, LiveError, XdpOptions, XdpQueue, XdpStats};
+use crate::decode::LinkType;
+use crate::dispatch::ingest::Ingest;
+use crate::dispatch::{Backpressure, Workers};
+use crate::metrics::interval::Drops;
+
+/// Set by SIGINT/SIGTERM.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    SIGNALLED.store(true, Ordering::Relaxed);
+}
+
+/// An interval closes on the clock only this long after its end, so frames still in the rings
+/// (stamped before the end) land in it.
+const CLOSE_GRACE_NS: u64 = 100_000_000;
+/// How long a capture thread waits for frames before looking at the clock and the stop flag.
+const POLL_MS: i32 = 50;
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+pub fn run(args: &RunArgs) -> i32 {
+    let p = &args.pipeline;
+    let queues = match &args.queues {
+        Some(q) => q.clone(),
+        None => (0..rx_queue_count(&args.iface).unwrap_or(1).max(1)).collect(),
+    };
+    let opts = XdpOptions {
+        mode: args.xdp_mode,
+        promiscuous: args.promisc,
+        ..XdpOptions::default()
+    };
+    // Open every socket first: any failure stops here, before a thread runs, and dropping the
+    // queues opened so far detaches the program.
+    let mut sockets = Vec::with_capacity(queues.len());
+    for &q in &queues {
+        match XdpQueue::open(&args.iface, q, &opts) {
+            Ok(s) => sockets.push(s),
+            Err(e) => {
+                eprintln!("tcpulse: {e}");
+                return exit::CAPTURE_SETUP;
+            }
+        }
+    }
+    for s in &sockets {
+        eprintln!("tcpulse: capturing on {}", s.info());
+    }
+    let sinks = match Sinks::open(&p.output, p.flows.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail_output(&e),
+    };
+
+    let workers = usize::from(p.workers);
+    let cfg = p.table.flow_config(workers, p.flows.is_some());
+    let (results_tx, results_rx) = unbounded();
+    let (meta_tx, meta_rx) = unbounded();
+    let started = Workers::start(
+        workers,
+        sockets.len(),
+        &cfg,
+        Backpressure::Drop,
+        &results_tx,
+    );
+    drop(results_tx);
+    let (pool, feeders) = match started {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("tcpulse: cannot start flow workers: {e}");
+            return exit::CAPTURE_SETUP;
+        }
+    };
+    let merger = Merger {
+        feeders: sockets.len(),
+        workers,
+        source: args.iface.clone(),
+        top_servers: p.top_servers,
+    };
+    let merger = match merger.spawn(sinks, meta_rx, results_rx) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("tcpulse: cannot start the output thread: {e}");
+            return exit::CAPTURE_SETUP;
+        }
+    };
+
+    // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let control = Arc::new(Control::default());
+    let interval_ns = u64::try_from(p.interval.as_nanos()).unwrap_or(u64::MAX);
+    let start = now_ns();
+    let mut threads = Vec::new();
+    for (i, (socket, feeder)) in sockets.into_iter().zip(feeders).enumerate() {
+        let mut ingest =
+            Ingest::new(i, interval_ns, feeder, meta_tx.clone()).count_only(args.no_analysis);
+        ingest.start_at(start);
+        let cpu = args.cpus.as_ref().and_then(|c| c.get(i).copied());
+        let ctl = control.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("tcpulse-xdp-{}", socket.info().queue))
+            .spawn(move || capture_loop(socket, ingest, cpu, &ctl));
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                eprintln!("tcpulse: cannot start a capture thread: {e}");
+                control.stop_now();
+                break;
+            }
+        }
+    }
+    drop(meta_tx);
+
+    let deadline = args.duration.map(|d| Instant::now() + d);
+    while !control.stop.load(Ordering::SeqCst) {
+        if SIGNALLED.load(Ordering::Relaxed)
+            || control.lost.load(Ordering::Relaxed)
+            || deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            control.stop_now();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    pool.join();
+    let code = if control.lost.load(Ordering::SeqCst) {
+        exit::CAPTURE_LOST
+    } else {
+        exit::OK
+    };
+    match merger.join() {
+        Ok(Ok(())) => code,
+        Ok(Err(e)) => fail_output(&e),
+        Err(_) => {
+            eprintln!("tcpulse: the output thread failed");
+            exit::OUTPUT_FAILED
+        }
+    }
+}
+
+/// Shared by the main thread and the capture threads.
+#[derive(Default)]
+struct Control {
+    stop: AtomicBool,
+    /// Capture time at which every capture thread ends its last interval (the same for all,
+    /// so workers see every feeder close the same intervals).
+    stop_at: AtomicU64,
+    /// A capture thread lost its interface.
+    lost: AtomicBool,
+}
+
+impl Control {
+    fn stop_now(&self) {
+        self.stop_at.store(now_ns(), Ordering::SeqCst);
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One RX queue: receive batches, feed them, close intervals on the clock, account the
+/// socket's drops, stop at `stop_at` when asked.
+fn capture_loop(mut socket: XdpQueue, mut ingest: Ingest, cpu: Option<u32>, ctl: &Control) {
+    if let Some(cpu) = cpu {
+        pin_to(cpu);
+    }
+    let mut last = XdpStats::default();
+    let mut failed = false;
+    loop {
+        let received = if failed {
+            // The socket is gone: keep the clock going until the main thread stops everyone.
+            std::thread::sleep(Duration::from_millis(20));
+            Ok(0)
+        } else {
+            socket.recv_batch(POLL_MS, &mut |ts, frame| {
+                let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+                ingest.frame(LinkType::Ethernet, frame, len, ts);
+            })
+        };
+        if let Err(e) = &received {
+            eprintln!("tcpulse: {e}");
+            failed = true;
+            if matches!(e, LiveError::InterfaceGone { .. }) || !matches!(e, LiveError::Io { .. }) {
+                ctl.lost.store(true, Ordering::SeqCst);
+            }
+        }
+        let stopping = ctl.stop.load(Ordering::SeqCst);
+        let horizon = if stopping {
+            ctl.stop_at.load(Ordering::SeqCst)
+        } else {
+            now_ns().saturating_sub(CLOSE_GRACE_NS)
+        };
+        if stopping || ingest.interval_end().is_some_and(|end| end <= horizon) {
+            if !failed {
+                add_drops(&mut ingest.stats.drops, &mut last, socket.stats());
+            }
+            ingest.advance_to(horizon);
+        }
+        if stopping {
+            ingest.finish(Some(horizon));
+            return;
+        }
+    }
+}
+
+/// Adds the socket's drop counters gained since `last` to `drops`.
+fn add_drops(drops: &mut Drops, last: &mut XdpStats, now: XdpStats) {
+    drops.xdp_rx_dropped += now.rx_dropped.saturating_sub(last.rx_dropped);
+    drops.xdp_rx_ring_full += now.rx_ring_full.saturating_sub(last.rx_ring_full);
+    drops.xdp_fill_ring_empty += now.fill_ring_empty.saturating_sub(last.fill_ring_empty);
+    drops.xdp_invalid_descs += now.invalid_descs.saturating_sub(last.invalid_descs);
+    *last = now;
+}
+
+fn pin_to(cpu: u32) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only
+    // read and write that local set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!(
+                "tcpulse: cannot pin a capture thread to CPU {cpu}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! `tcpulse run` end to end on a veth lab: traffic replayed from one network namespace is
+//! captured with AF_XDP in the other, and the records equal the offline analysis of the same
+//! packets. Needs root (CI runs as root); prints a skip line otherwise. Each test makes its own
+//! namespaces with unique names and removes them even when it fails.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Two namespaces joined by a veth pair, made by scripts/lab, removed on drop.
+struct Lab {
+    name: String,
+}
+
+impl Lab {
+    fn up(tag: &str, queues: u32) -> Lab {
+        let name = format!("t{}{tag}", std::process::id() % 1_000_000);
+        let lab = Lab { name };
+        let out = Command::new(repo().join("scripts/lab"))
+            .args(["up", "--queues", &queues.to_string(), "--name", &lab.name])
+            .output()
+            .expect("run scripts/lab");
+        assert!(
+            out.status.success(),
+            "lab up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+    fn mon(&self) -> String {
+        format!("{}-mon", self.name)
+    }
+    fn gen(&self) -> String {
+        format!("{}-gen", self.name)
+    }
+    fn mon_if(&self) -> String {
+        format!("{}-m", self.name)
+    }
+    fn gen_if(&self) -> String {
+        format!("{}-g", self.name)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/lab"))
+            .args(["down", "--name", &self.name])
+            .output();
+    }
+}
+
+/// A running `tcpulse run` inside the monitor namespace, killed on drop if still running.
+struct Monitor {
+    child: Child,
+}
+
+impl Monitor {
+    fn start(lab: &Lab, extra: &[&str]) -> Monitor {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.mon(),
+                env!("CARGO_BIN_EXE_tcpulse"),
+                "run",
+                "--iface",
+            ])
+            .arg(lab.mon_if())
+            .args(["--flows", "-", "--interval", "1s"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tcpulse run");
+        // Wait until every socket is bound before sending.
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[tcpulse] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.contains("capturing on") => break,
+                _ if Instant::now() > deadline => panic!("tcpulse run did not start"),
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Monitor { child }
+    }
+
+    /// SIGTERM, then the records it wrote and its exit code.
+    fn stop(mut self) -> (common::Run, i32) {
+        // SAFETY: kill with a valid pid and signal has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().expect("true"))
+            .wait_with_output()
+            .expect("wait tcpulse");
+        let code = out.status.code().unwrap_or(-1);
+        (common::parse_output(&out.stdout, String::new(), code), code)
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn replay(lab: &Lab, pcap: &Path) {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.gen(),
+            "tcpreplay",
+            "-q",
+            "-i",
+            &lab.gen_if(),
+        ])
+        .arg(pcap)
+        .output()
+        .expect("run tcpreplay (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "tcpreplay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn generate(name: &str, connections: u32, seed: u64) -> PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("tcpulse-live-{}-{name}.pcap", std::process::id()));
+    let status = Command::new(env!("CARGO_BIN_EXE_tcpulse"))
+        .args([
+            "gen",
+            "--connections",
+            &connections.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--spread",
+            "1",
+            "--out",
+        ])
+        .arg(&path)
+        .status()
+        .expect("tcpulse gen");
+    assert!(status.success());
+    path
+}
+
+const TOTALS: [&str; 14] = [
+    "packets",
+    "syn",
+    "synack",
+    "handshakes",
+    "syn_retransmits",
+    "synack_retransmits",
+    "rst",
+    "rst_to_syn",
+    "fin",
+    "retransmits",
+    "fast_retransmits",
+    "spurious_retransmits",
+    "zero_window",
+    "new_flows",
+];
+
+const PER_FLOW: [&str; 8] = [
+    "packets",
+    "retransmits",
+    "fast_retransmits",
+    "spurious_retransmits",
+    "out_of_order",
+    "dup_acks",
+    "zero_window",
+    "syn",
+];
+
+fn flow_key(f: &Value) -> String {
+    format!("{} {}", f["client"], f["server"])
+}
+
+/// Live and offline records of the same packets agree: every total, and per flow every counter
+/// and the close reason.
+fn assert_same_counts(live: &common::Run, offline: &common::Run) {
+    for name in TOTALS {
+        assert_eq!(
+            live.tcp_total(name),
+            offline.tcp_total(name),
+            "total {name}"
+        );
+    }
+    let offline_flows: HashMap<String, &Value> =
+        offline.flows.iter().map(|f| (flow_key(f), f)).collect();
+    assert_eq!(live.flows.len(), offline.flows.len(), "flow count");
+    for f in &live.flows {
+        let key = flow_key(f);
+        let o = offline_flows
+            .get(&key)
+            .unwrap_or_else(|| panic!("no offline flow for {key}"));
+        for name in PER_FLOW {
+            assert_eq!(f[name], o[name], "{key} {name}");
+        }
+        assert_eq!(f["close"], o["close"], "{key} close");
+    }
+}
+
+/// Handshake times of the live run against a reference capture of the same packets, flow by
+/// flow: every difference within `tolerance_ns`. Returns the differences' distribution.
+fn assert_times(live: &common::Run, reference: &common::Run, tolerance_ns: u64) {
+    let by_key: HashMap<String, &Value> =
+        reference.flows.iter().map(|f| (flow_key(f), f)).collect();
+    let mut diffs = Vec::new();
+    for f in &live.flows {
+        let Some(r) = by_key.get(&flow_key(f)) else {
+            continue;
+        };
+        if let (Some(a), Some(b)) = (
+            f["handshake"]["total_ns"].as_u64(),
+            r["handshake"]["total_ns"].as_u64(),
+        ) {
+            diffs.push(a.abs_diff(b));
+        }
+    }
+    diffs.sort_unstable();
+    let pct = |q: f64| {
+        diffs
+            .get(((diffs.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let worst = diffs.last().copied().unwrap_or(0);
+    eprintln!(
+        "handshake time, live vs sender's capture, |difference| over {} flows: p50 {} ns, p90 {} ns, \
+         p99 {} ns, max {worst} ns",
+        diffs.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99)
+    );
+    assert!(
+        diffs.len() * 10 >= live.flows.len() * 8,
+        "too few flows to compare times"
+    );
+    assert!(
+        worst <= tolerance_ns,
+        "handshake time differs by {worst} ns"
+    );
+}
+
+/// tcpdump on the sending end, for the times the packets were really sent (the replay's own
+/// pacing is off by up to tens of ms, so the original capture's times cannot be the reference).
+struct Reference {
+    child: Child,
+    path: PathBuf,
+}
+
+impl Reference {
+    fn start(lab: &Lab) -> Reference {
+        let path =
+            std::env::temp_dir().join(format!("tcpulse-live-{}-ref.pcap", std::process::id()));
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.gen(),
+                "tcpdump",
+                "-q",
+                "-n",
+                "-U",
+                "-s",
+                "0",
+                "-j",
+                "adapter_unsynced",
+            ])
+            .args(["--time-stamp-precision", "nano", "-i", &lab.gen_if(), "-w"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tcpdump");
+        std::thread::sleep(Duration::from_millis(700));
+        Reference { child, path }
+    }
+
+    fn stop(mut self) -> PathBuf {
+        // SAFETY: as in Monitor::stop.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        self.path.clone()
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn live_capture_equals_offline_analysis() {
+    if !is_root() {
+        eprintln!("skipped: live capture needs root");
+        return;
+    }
+    let lab = Lab::up("a", 1);
+    let pcap = generate("mixed", 150, 11);
+    let monitor = Monitor::start(&lab, &[]);
+    let reference = Reference::start(&lab);
+    replay(&lab, &pcap);
+    for name in [
+        "chrissanders_tcp_handshake.pcapng",
+        "chrissanders_tcp_refuseconnection.pcapng",
+    ] {
+        replay(&lab, &common::shared_pcaps().join(name));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (live, code) = monitor.stop();
+    let sent = reference.stop();
+    assert_eq!(code, 0, "SIGTERM ends the run cleanly");
+
+    // What was sent, analysed offline: the synthetic conversations and the two small captures.
+    let original = common::analyze(
+        &[
+            &pcap,
+            &common::shared_pcaps().join("chrissanders_tcp_handshake.pcapng"),
+            &common::shared_pcaps().join("chrissanders_tcp_refuseconnection.pcapng"),
+        ],
+        &[],
+    );
+    let as_sent = common::analyze(&[&sent], &[]);
+    std::fs::remove_file(&pcap).ok();
+    std::fs::remove_file(&sent).ok();
+    assert_eq!(
+        live.capture_total("packets"),
+        original.capture_total("packets"),
+        "frames captured"
+    );
+    let ring_full: u64 = live
+        .intervals
+        .iter()
+        .map(|i| {
+            i["capture"]["drops"]["worker_ring_full"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(ring_full, 0);
+    // Counts equal the original capture's; times equal the sender's own timestamps within the
+    // documented receive-timestamp error (docs/live.md).
+    assert_same_counts(&live, &original);
+    assert_times(&live, &as_sent, 200_000);
+    let left = Command::new("ip")
+        .args(["netns", "exec", &lab.mon(), "ip", "-o", "link", "show"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&left.stdout).contains(" xdp"),
+        "XDP program left attached"
+    );
+}
