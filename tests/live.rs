@@ -381,3 +381,154 @@ fn live_capture_equals_offline_analysis() {
         "XDP program left attached"
     );
 }
+
+#[test]
+fn two_queues_keep_each_flow_whole_and_equal_offline() {
+    if !is_root() {
+        eprintln!("skipped: live capture needs root");
+        return;
+    }
+    let lab = Lab::up("q", 2);
+    let pcap = generate("twoq", 120, 12);
+    let monitor = Monitor::start(&lab, &["--workers", "2"]);
+    replay(&lab, &pcap);
+    std::thread::sleep(Duration::from_millis(300));
+    let (live, code) = monitor.stop();
+    let original = common::analyze(&[&pcap], &[]);
+    std::fs::remove_file(&pcap).ok();
+    assert_eq!(code, 0);
+    assert_eq!(
+        live.capture_total("packets"),
+        original.capture_total("packets")
+    );
+    // A flow split over two queues would show as two half flows or as miscounted segments.
+    assert_same_counts(&live, &original);
+}
+
+#[test]
+fn interface_removed_while_running_exits_7_and_reports_what_it_saw() {
+    if !is_root() {
+        eprintln!("skipped: live capture needs root");
+        return;
+    }
+    let lab = Lab::up("r", 1);
+    let monitor = Monitor::start(&lab, &[]);
+    replay(
+        &lab,
+        &common::shared_pcaps().join("chrissanders_tcp_handshake.pcapng"),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let deleted = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.gen(),
+            "ip",
+            "link",
+            "del",
+            &lab.gen_if(),
+        ])
+        .status();
+    assert!(deleted.is_ok_and(|s| s.success()));
+    let mut child = std::mem::replace(
+        &mut { monitor }.child,
+        Command::new("true").spawn().unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tcpulse did not notice the interface went away"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = Vec::new();
+    if let Some(mut s) = child.stdout.take() {
+        std::io::Read::read_to_end(&mut s, &mut out).ok();
+    }
+    assert_eq!(status.code(), Some(7));
+    let run = common::parse_output(&out, String::new(), 7);
+    assert_eq!(
+        run.tcp_total("handshakes"),
+        1,
+        "what was captured before is reported"
+    );
+}
+
+#[test]
+fn setup_errors_are_clear_and_leave_nothing_attached() {
+    if !is_root() {
+        eprintln!("skipped: live capture needs root");
+        return;
+    }
+    let lab = Lab::up("e", 1);
+    let run = |args: &[&str]| {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.mon(),
+                env!("CARGO_BIN_EXE_tcpulse"),
+                "run",
+                "--duration",
+                "1s",
+            ])
+            .args(args)
+            .output()
+            .expect("run tcpulse")
+    };
+    let iface = lab.mon_if();
+    let cases: [(&[&str], i32, &str); 3] = [
+        (&["--iface", "nosuch0"], 6, "nosuch0"),
+        (&["--iface", &iface, "--queues", "3"], 6, "queue"),
+        (
+            &["--iface", &iface, "-o", "/nonexistent-dir/x.jsonl"],
+            5,
+            "/nonexistent-dir/x.jsonl",
+        ),
+    ];
+    for (args, code, says) in cases {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    // Without privilege: as nobody, with no capabilities.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.mon(),
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .args([
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            env!("CARGO_BIN_EXE_tcpulse"),
+            "run",
+            "--iface",
+            &iface,
+        ])
+        .output()
+        .expect("setpriv");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("CAP_"),
+        "names the missing capability: {stderr}"
+    );
+    let links = Command::new("ip")
+        .args(["netns", "exec", &lab.mon(), "ip", "-o", "link", "show"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains(" xdp"),
+        "XDP program left attached"
+    );
+}

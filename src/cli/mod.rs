@@ -93,11 +93,11 @@ pub struct RunArgs {
 
     /// RX queues to capture, e.g. `0-3` or `0,2` (default: every queue of the interface).
     #[arg(long, value_parser = parse_list)]
-    pub queues: Option<Vec<u32>>,
+    pub queues: Option<NumberList>,
 
     /// CPUs to pin the capture threads to, one per queue in order, e.g. `0,1`.
     #[arg(long, value_parser = parse_list)]
-    pub cpus: Option<Vec<u32>>,
+    pub cpus: Option<NumberList>,
 
     /// XDP attach mode: `native` (in the driver) or `skb` (generic, any interface).
     #[arg(long, default_value = "native", value_parser = parse_xdp_mode)]
@@ -217,8 +217,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Parses `0-3`, `0,2,5` or a mix (`0-1,4`).
-pub fn parse_list(text: &str) -> Result<Vec<u32>, String> {
+/// A list of numbers given as `0-3`, `0,2,5` or a mix (`0-1,4`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NumberList(pub Vec<u32>);
+
+/// Parses a [`NumberList`].
+pub fn parse_list(text: &str) -> Result<NumberList, String> {
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || format!("`{part}` is not a number or a range like 0-3");
@@ -239,7 +243,7 @@ pub fn parse_list(text: &str) -> Result<Vec<u32>, String> {
     if out.is_empty() {
         return Err("empty list".into());
     }
-    Ok(out)
+    Ok(NumberList(out))
 }
 
 fn parse_xdp_mode(text: &str) -> Result<crate::capture::xdp::XdpMode, String> {
@@ -266,8 +270,8 @@ mod tests {
 
     #[test]
     fn lists() {
-        assert_eq!(parse_list("0-3"), Ok(vec![0, 1, 2, 3]));
-        assert_eq!(parse_list("0-1,4"), Ok(vec![0, 1, 4]));
+        assert_eq!(parse_list("0-3"), Ok(NumberList(vec![0, 1, 2, 3])));
+        assert_eq!(parse_list("0-1,4"), Ok(NumberList(vec![0, 1, 4])));
         assert!(parse_list("3-1").is_err());
         assert!(parse_list("a").is_err());
         assert!(parse_list("").is_err());

@@ -39,7 +39,7 @@ fn now_ns() -> u64 {
 pub fn run(args: &RunArgs) -> i32 {
     let p = &args.pipeline;
     let queues = match &args.queues {
-        Some(q) => q.clone(),
+        Some(q) => q.0.clone(),
         None => (0..rx_queue_count(&args.iface).unwrap_or(1).max(1)).collect(),
     };
     let opts = XdpOptions {
@@ -113,7 +113,7 @@ pub fn run(args: &RunArgs) -> i32 {
         let mut ingest =
             Ingest::new(i, interval_ns, feeder, meta_tx.clone()).count_only(args.no_analysis);
         ingest.start_at(start);
-        let cpu = args.cpus.as_ref().and_then(|c| c.get(i).copied());
+        let cpu = args.cpus.as_ref().and_then(|c| c.0.get(i).copied());
         let ctl = control.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("tcpulse-xdp-{}", socket.info().queue))
@@ -196,6 +196,9 @@ fn capture_loop(mut socket: XdpQueue, mut ingest: Ingest, cpu: Option<u32>, ctl:
                 ingest.frame(LinkType::Ethernet, frame, len, ts);
             })
         };
+        if received.as_ref().is_ok_and(|&n| n > 0) {
+            ingest.flush();
+        }
         if let Err(e) = &received {
             eprintln!("tcpulse: {e}");
             failed = true;

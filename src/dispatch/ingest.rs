@@ -93,6 +93,11 @@ impl Ingest {
         }
     }
 
+    /// Hands partly filled batches to the workers now.
+    pub fn flush(&mut self) {
+        self.feeder.flush();
+    }
+
     /// The end of the current interval, once the clock has started.
     pub fn interval_end(&self) -> Option<u64> {
         self.clock.end()

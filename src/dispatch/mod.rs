@@ -173,6 +173,16 @@ impl Feeder {
         }
     }
 
+    /// Sends every partly filled batch now. Live capture calls this after each receive batch,
+    /// so records reach workers within one poll, not when 256 have gathered: with several RX
+    /// queues, a flow whose two directions arrive on different queues then reaches its worker
+    /// in (nearly) capture order.
+    pub fn flush(&mut self) {
+        for w in 0..self.inputs.len() {
+            self.send_pending(w);
+        }
+    }
+
     /// This feeder is done with the interval ending at `end_ns` (capture time).
     pub fn close_interval(&mut self, end_ns: u64) {
         self.broadcast(|| ToWorker::CloseInterval(end_ns));
