@@ -3,57 +3,28 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::unbounded;
-
-use super::output::{fail_output, Merger, Sinks};
+use super::output::Pipeline;
 use super::{exit, AnalyzeArgs};
 use crate::capture::{CaptureError, CaptureFile};
 use crate::decode::LinkType;
 use crate::dispatch::ingest::Ingest;
-use crate::dispatch::{Backpressure, Workers};
+use crate::dispatch::Backpressure;
 
 /// Runs the analysis and returns the process exit code.
 pub fn run(args: &AnalyzeArgs) -> i32 {
-    let p = &args.pipeline;
-    let workers = usize::from(p.workers);
-    let sinks = match Sinks::open(&p.output, p.flows.as_deref()) {
-        Ok(s) => s,
-        Err(e) => return fail_output(&e),
-    };
-    let cfg = p.table.flow_config(workers, p.flows.is_some());
-    let (results_tx, results_rx) = unbounded();
-    let (meta_tx, meta_rx) = unbounded();
-    let started = Workers::start(workers, 1, &cfg, Backpressure::Block, &results_tx);
-    drop(results_tx);
-    let (pool, mut feeders) = match started {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("tcpulse: cannot start flow workers: {e}");
-            return exit::OUTPUT_FAILED;
-        }
-    };
-    let merger = Merger {
-        feeders: 1,
-        workers,
-        source: args
-            .files
-            .first()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        top_servers: p.top_servers,
-    };
-    let merger = match merger.spawn(sinks, meta_rx, results_rx) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("tcpulse: cannot start the output thread: {e}");
-            return exit::OUTPUT_FAILED;
-        }
-    };
-    let interval_ns = u64::try_from(p.interval.as_nanos()).unwrap_or(u64::MAX);
-    let Some(feeder) = feeders.pop() else {
+    let source = args
+        .files
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let (pipeline, mut ingests) =
+        match Pipeline::start(&args.pipeline, 1, Backpressure::Block, source) {
+            Ok(started) => started,
+            Err(code) => return code,
+        };
+    let Some(mut ingest) = ingests.pop() else {
         return exit::OUTPUT_FAILED;
     };
-    let mut ingest = Ingest::new(0, interval_ns, feeder, meta_tx);
     let mut progress = progress_wanted(args.progress).then(Progress::new);
 
     let mut code = exit::OK;
@@ -91,15 +62,7 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
     }
     // The last interval closes with the end of input: flows still open end as capture_end.
     ingest.finish(None);
-    pool.join();
-    match merger.join() {
-        Ok(Ok(())) => code,
-        Ok(Err(e)) => fail_output(&e),
-        Err(_) => {
-            eprintln!("tcpulse: the output thread failed");
-            exit::OUTPUT_FAILED
-        }
-    }
+    pipeline.join(code)
 }
 
 /// Feeds one file's frames; returns how reading ended and an unsupported link type, if any.

@@ -5,10 +5,11 @@ use std::collections::VecDeque;
 use std::io;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{unbounded, Receiver, Sender};
 
-use super::exit;
-use crate::dispatch::ingest::IntervalMeta;
+use super::{exit, PipelineArgs};
+use crate::dispatch::ingest::{Ingest, IntervalMeta};
+use crate::dispatch::{Backpressure, Workers};
 use crate::flow::WorkerInterval;
 use crate::metrics::interval::{merge_interval, CaptureStats};
 use crate::sink::JsonLines;
@@ -111,6 +112,71 @@ impl Merger {
                 if let Err(e) = written {
                     failed = Some(e);
                 }
+            }
+        }
+    }
+}
+
+/// The running pipeline behind the producers: flow workers and the merger thread.
+pub struct Pipeline {
+    workers: Workers,
+    merger: JoinHandle<io::Result<()>>,
+}
+
+impl Pipeline {
+    /// Opens the outputs and starts W workers and the merger for `feeders` producers; returns
+    /// one [`Ingest`] per producer. Errors are printed; the `Err` is the exit code.
+    pub fn start(
+        p: &PipelineArgs,
+        feeders: usize,
+        mode: Backpressure,
+        source: String,
+    ) -> Result<(Pipeline, Vec<Ingest>), i32> {
+        let sinks = Sinks::open(&p.output, p.flows.as_deref()).map_err(|e| fail_output(&e))?;
+        let workers = usize::from(p.workers);
+        let cfg = p.table.flow_config(workers, p.flows.is_some());
+        let (results_tx, results_rx) = unbounded();
+        let (meta_tx, meta_rx): (Sender<IntervalMeta>, _) = unbounded();
+        let started = Workers::start(workers, feeders, &cfg, mode, &results_tx);
+        let (pool, feeds) = started.map_err(|e| {
+            eprintln!("tcpulse: cannot start flow workers: {e}");
+            exit::OUTPUT_FAILED
+        })?;
+        let merger = Merger {
+            feeders,
+            workers,
+            source,
+            top_servers: p.top_servers,
+        };
+        let merger = merger.spawn(sinks, meta_rx, results_rx).map_err(|e| {
+            eprintln!("tcpulse: cannot start the output thread: {e}");
+            exit::OUTPUT_FAILED
+        })?;
+        let interval_ns = u64::try_from(p.interval.as_nanos()).unwrap_or(u64::MAX);
+        let ingests = feeds
+            .into_iter()
+            .enumerate()
+            .map(|(i, feeder)| Ingest::new(i, interval_ns, feeder, meta_tx.clone()))
+            .collect();
+        Ok((
+            Pipeline {
+                workers: pool,
+                merger,
+            },
+            ingests,
+        ))
+    }
+
+    /// Waits for the workers and the merger once every producer has finished; returns `code`,
+    /// or the output failure's code.
+    pub fn join(self, code: i32) -> i32 {
+        self.workers.join();
+        match self.merger.join() {
+            Ok(Ok(())) => code,
+            Ok(Err(e)) => fail_output(&e),
+            Err(_) => {
+                eprintln!("tcpulse: the output thread failed");
+                exit::OUTPUT_FAILED
             }
         }
     }

@@ -6,14 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::unbounded;
-
-use super::output::{fail_output, Merger, Sinks};
+use super::output::Pipeline;
 use super::{exit, RunArgs};
 use crate::capture::xdp::{rx_queue_count, LiveError, XdpOptions, XdpQueue, XdpStats};
 use crate::decode::LinkType;
 use crate::dispatch::ingest::Ingest;
-use crate::dispatch::{Backpressure, Workers};
+use crate::dispatch::Backpressure;
 use crate::metrics::interval::Drops;
 
 /// Set by SIGINT/SIGTERM.
@@ -62,42 +60,10 @@ pub fn run(args: &RunArgs) -> i32 {
     for s in &sockets {
         eprintln!("tcpulse: capturing on {}", s.info());
     }
-    let sinks = match Sinks::open(&p.output, p.flows.as_deref()) {
-        Ok(s) => s,
-        Err(e) => return fail_output(&e),
-    };
-
-    let workers = usize::from(p.workers);
-    let cfg = p.table.flow_config(workers, p.flows.is_some());
-    let (results_tx, results_rx) = unbounded();
-    let (meta_tx, meta_rx) = unbounded();
-    let started = Workers::start(
-        workers,
-        sockets.len(),
-        &cfg,
-        Backpressure::Drop,
-        &results_tx,
-    );
-    drop(results_tx);
-    let (pool, feeders) = match started {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("tcpulse: cannot start flow workers: {e}");
-            return exit::CAPTURE_SETUP;
-        }
-    };
-    let merger = Merger {
-        feeders: sockets.len(),
-        workers,
-        source: args.iface.clone(),
-        top_servers: p.top_servers,
-    };
-    let merger = match merger.spawn(sinks, meta_rx, results_rx) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("tcpulse: cannot start the output thread: {e}");
-            return exit::CAPTURE_SETUP;
-        }
+    let started = Pipeline::start(p, sockets.len(), Backpressure::Drop, args.iface.clone());
+    let (pipeline, ingests) = match started {
+        Ok(started) => started,
+        Err(code) => return code,
     };
 
     // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
@@ -106,12 +72,10 @@ pub fn run(args: &RunArgs) -> i32 {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     let control = Arc::new(Control::default());
-    let interval_ns = u64::try_from(p.interval.as_nanos()).unwrap_or(u64::MAX);
     let start = now_ns();
     let mut threads = Vec::new();
-    for (i, (socket, feeder)) in sockets.into_iter().zip(feeders).enumerate() {
-        let mut ingest =
-            Ingest::new(i, interval_ns, feeder, meta_tx.clone()).count_only(args.no_analysis);
+    for (i, (socket, ingest)) in sockets.into_iter().zip(ingests).enumerate() {
+        let mut ingest = ingest.count_only(args.no_analysis);
         ingest.start_at(start);
         let cpu = args.cpus.as_ref().and_then(|c| c.0.get(i).copied());
         let ctl = control.clone();
@@ -127,7 +91,6 @@ pub fn run(args: &RunArgs) -> i32 {
             }
         }
     }
-    drop(meta_tx);
 
     let deadline = args.duration.map(|d| Instant::now() + d);
     while !control.stop.load(Ordering::SeqCst) {
@@ -143,20 +106,12 @@ pub fn run(args: &RunArgs) -> i32 {
     for t in threads {
         let _ = t.join();
     }
-    pool.join();
     let code = if control.lost.load(Ordering::SeqCst) {
         exit::CAPTURE_LOST
     } else {
         exit::OK
     };
-    match merger.join() {
-        Ok(Ok(())) => code,
-        Ok(Err(e)) => fail_output(&e),
-        Err(_) => {
-            eprintln!("tcpulse: the output thread failed");
-            exit::OUTPUT_FAILED
-        }
-    }
+    pipeline.join(code)
 }
 
 /// Shared by the main thread and the capture threads.
