@@ -27,10 +27,12 @@ const CHILD_ENV: &str = "TCPULSE_BENCH_MEMORY_FAMILY";
 const SERVERS: u32 = 64;
 
 fn flows() -> usize {
+    // `cargo test` runs bench targets without `--bench`: a quick smoke run is enough there.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     std::env::var("TCPULSE_BENCH_FLOWS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_FLOWS)
+        .unwrap_or(if smoke { 10_000 } else { DEFAULT_FLOWS })
 }
 
 /// Resident set size in bytes (statm's second field is resident pages).
@@ -191,6 +193,7 @@ fn main() {
     for child in ["v4", "v6", "v4:flows", "v6:flows"] {
         let out = Command::new(&exe)
             .env(CHILD_ENV, child)
+            .env("TCPULSE_BENCH_FLOWS", n.to_string())
             .output()
             .expect("run the measurement");
         let text = String::from_utf8_lossy(&out.stdout);
