@@ -18,6 +18,14 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Live capture needs root (CI runs as root); elsewhere the test says it skipped.
+fn root_or_skip() -> bool {
+    if !is_root() {
+        eprintln!("skipped: live capture needs root");
+    }
+    is_root()
+}
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -238,6 +246,23 @@ fn assert_same_flows(live: &common::Run, reference: &common::Run) -> usize {
     compared
 }
 
+/// Timing-free totals equal the original capture's analysis; per flow, every counter equals the
+/// analysis of the sender's own capture for at least 90 % of the flows.
+fn assert_matches(live: &common::Run, original: &common::Run, as_sent: &common::Run) {
+    for name in TIMING_FREE {
+        assert_eq!(
+            live.tcp_total(name),
+            original.tcp_total(name),
+            "total {name}"
+        );
+    }
+    let compared = assert_same_flows(live, as_sent);
+    assert!(
+        compared * 10 >= live.flows.len() * 9,
+        "only {compared} flows compared"
+    );
+}
+
 /// Handshake times of the live run against a reference capture of the same packets, flow by
 /// flow: every difference within `tolerance_ns`. Returns the differences' distribution.
 fn assert_times(live: &common::Run, reference: &common::Run, tolerance_ns: u64) {
@@ -352,8 +377,7 @@ impl Drop for Reference {
 
 #[test]
 fn live_capture_equals_offline_analysis() {
-    if !is_root() {
-        eprintln!("skipped: live capture needs root");
+    if !root_or_skip() {
         return;
     }
     let lab = Lab::up("a", 1);
@@ -402,26 +426,14 @@ fn live_capture_equals_offline_analysis() {
     // Timing-free counts equal the original capture's; every count equals the analysis of the
     // sender's own capture, and times match it within the documented receive-timestamp error
     // (docs/live.md).
-    for name in TIMING_FREE {
-        assert_eq!(
-            live.tcp_total(name),
-            original.tcp_total(name),
-            "total {name}"
-        );
-    }
-    let compared = assert_same_flows(&live, &as_sent);
-    assert!(
-        compared * 10 >= live.flows.len() * 9,
-        "only {compared} flows compared"
-    );
+    assert_matches(&live, &original, &as_sent);
     assert_times(&live, &as_sent, 200_000);
     lab.assert_no_xdp();
 }
 
 #[test]
 fn two_queues_keep_each_flow_whole_and_equal_offline() {
-    if !is_root() {
-        eprintln!("skipped: live capture needs root");
+    if !root_or_skip() {
         return;
     }
     let lab = Lab::up("q", 2);
@@ -442,25 +454,13 @@ fn two_queues_keep_each_flow_whole_and_equal_offline() {
         original.capture_total("packets")
     );
     // A flow split over two queues would show as two half flows or as miscounted segments.
-    for name in TIMING_FREE {
-        assert_eq!(
-            live.tcp_total(name),
-            original.tcp_total(name),
-            "total {name}"
-        );
-    }
     assert_eq!(live.flows.len(), original.flows.len(), "flow count");
-    let compared = assert_same_flows(&live, &as_sent);
-    assert!(
-        compared * 10 >= live.flows.len() * 9,
-        "only {compared} flows compared"
-    );
+    assert_matches(&live, &original, &as_sent);
 }
 
 #[test]
 fn interface_removed_while_running_exits_7_and_reports_what_it_saw() {
-    if !is_root() {
-        eprintln!("skipped: live capture needs root");
+    if !root_or_skip() {
         return;
     }
     let lab = Lab::up("r", 1);
@@ -512,8 +512,7 @@ fn interface_removed_while_running_exits_7_and_reports_what_it_saw() {
 
 #[test]
 fn setup_errors_are_clear_and_leave_nothing_attached() {
-    if !is_root() {
-        eprintln!("skipped: live capture needs root");
+    if !root_or_skip() {
         return;
     }
     let lab = Lab::up("e", 1);
