@@ -4,10 +4,13 @@
 //! - [`pcap_file`]: zero-copy reading of pcap and pcapng files (format from the magic number).
 //! - [`pcap_writer`]: writing pcap and pcapng, for saved samples and for tests.
 //! - [`xdp`]: live capture from a network interface with AF_XDP and tcpulse's XDP program.
+//! - [`live`]: the [`LiveQueue`] interface `tcpulse run` reads every live source through.
 
+pub mod live;
 pub mod pcap_file;
 pub mod pcap_writer;
 pub mod xdp;
 
+pub use live::{LiveQueue, QueueDrops};
 pub use pcap_file::{CaptureError, CaptureFile, FileFormat, Frame, Frames, MAX_FRAME_LEN};
 pub use pcap_writer::{PcapNgWriter, PcapWriter};

@@ -99,6 +99,12 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_list)]
     pub cpus: Option<NumberList>,
 
+    /// How frames are taken from the kernel: `xdp` (AF_XDP, one socket per RX queue; TCP
+    /// frames are taken away from the host's stack) or `af-packet` (TPACKET_V3 rings in a
+    /// fanout group: the host still receives every frame, for busy gateways).
+    #[arg(long, default_value = "xdp", value_parser = parse_capture_kind)]
+    pub capture: CaptureKind,
+
     /// XDP attach mode: `native` (in the driver) or `skb` (generic, any interface).
     #[arg(long, default_value = "native", value_parser = parse_xdp_mode)]
     pub xdp_mode: crate::capture::xdp::XdpMode,
@@ -244,6 +250,22 @@ pub fn parse_list(text: &str) -> Result<NumberList, String> {
         return Err("empty list".into());
     }
     Ok(NumberList(out))
+}
+
+/// The live capture source of `tcpulse run`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CaptureKind {
+    #[default]
+    Xdp,
+    AfPacket,
+}
+
+fn parse_capture_kind(text: &str) -> Result<CaptureKind, String> {
+    match text {
+        "xdp" | "af-xdp" => Ok(CaptureKind::Xdp),
+        "af-packet" | "packet" => Ok(CaptureKind::AfPacket),
+        _ => Err(format!("`{text}`: use xdp or af-packet")),
+    }
 }
 
 fn parse_xdp_mode(text: &str) -> Result<crate::capture::xdp::XdpMode, String> {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::output::Pipeline;
-use super::{exit, RunArgs};
-use crate::capture::xdp::{rx_queue_count, LiveError, XdpOptions, XdpQueue, XdpStats};
+use super::{exit, CaptureKind, RunArgs};
+use crate::capture::xdp::{rx_queue_count, LiveError, XdpOptions, XdpQueue};
+use crate::capture::{LiveQueue, QueueDrops};
 use crate::decode::LinkType;
 use crate::dispatch::ingest::Ingest;
 use crate::dispatch::Backpressure;
@@ -40,25 +41,15 @@ pub fn run(args: &RunArgs) -> i32 {
         Some(q) => q.0.clone(),
         None => (0..rx_queue_count(&args.iface).unwrap_or(1).max(1)).collect(),
     };
-    let opts = XdpOptions {
-        mode: args.xdp_mode,
-        promiscuous: args.promisc,
-        ..XdpOptions::default()
-    };
-    // Open every socket first: any failure stops here, before a thread runs, and dropping the
-    // queues opened so far detaches the program.
-    let mut sockets = Vec::with_capacity(queues.len());
-    for &q in &queues {
-        match XdpQueue::open(&args.iface, q, &opts) {
-            Ok(s) => sockets.push(s),
-            Err(e) => {
-                eprintln!("tcpulse: {e}");
-                return exit::CAPTURE_SETUP;
-            }
+    let sockets = match open_queues(args, &queues) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tcpulse: {e}");
+            return exit::CAPTURE_SETUP;
         }
-    }
+    };
     for s in &sockets {
-        eprintln!("tcpulse: capturing on {}", s.info());
+        eprintln!("tcpulse: capturing on {}", s.describe());
     }
     let started = Pipeline::start(p, sockets.len(), Backpressure::Drop, args.iface.clone());
     let (pipeline, ingests) = match started {
@@ -80,7 +71,7 @@ pub fn run(args: &RunArgs) -> i32 {
         let cpu = args.cpus.as_ref().and_then(|c| c.0.get(i).copied());
         let ctl = control.clone();
         let spawned = std::thread::Builder::new()
-            .name(format!("tcpulse-xdp-{}", socket.info().queue))
+            .name(format!("tcpulse-{}", socket.thread_name()))
             .spawn(move || capture_loop(socket, ingest, cpu, &ctl));
         match spawned {
             Ok(t) => threads.push(t),
@@ -114,6 +105,27 @@ pub fn run(args: &RunArgs) -> i32 {
     pipeline.join(code)
 }
 
+/// Opens every queue first: any failure stops here, before a thread runs, and dropping the
+/// queues opened so far detaches what they attached.
+fn open_queues(args: &RunArgs, queues: &[u32]) -> Result<Vec<Box<dyn LiveQueue>>, LiveError> {
+    match args.capture {
+        CaptureKind::Xdp => {
+            let opts = XdpOptions {
+                mode: args.xdp_mode,
+                promiscuous: args.promisc,
+                ..XdpOptions::default()
+            };
+            queues
+                .iter()
+                .map(|&q| XdpQueue::open(&args.iface, q, &opts).map(|s| Box::new(s) as _))
+                .collect()
+        }
+        CaptureKind::AfPacket => Err(LiveError::Options {
+            detail: "--capture af-packet is not available in this build".into(),
+        }),
+    }
+}
+
 /// Shared by the main thread and the capture threads.
 #[derive(Default)]
 struct Control {
@@ -134,11 +146,11 @@ impl Control {
 
 /// One RX queue: receive batches, feed them, close intervals on the clock, account the
 /// socket's drops, stop at `stop_at` when asked.
-fn capture_loop(mut socket: XdpQueue, mut ingest: Ingest, cpu: Option<u32>, ctl: &Control) {
+fn capture_loop(mut socket: Box<dyn LiveQueue>, mut ingest: Ingest, cpu: Option<u32>, ctl: &Control) {
     if let Some(cpu) = cpu {
         pin_to(cpu);
     }
-    let mut last = XdpStats::default();
+    let mut last = QueueDrops::default();
     let mut failed = false;
     loop {
         let received = if failed {
@@ -169,7 +181,7 @@ fn capture_loop(mut socket: XdpQueue, mut ingest: Ingest, cpu: Option<u32>, ctl:
         };
         if stopping || ingest.interval_end().is_some_and(|end| end <= horizon) {
             if !failed {
-                add_drops(&mut ingest.stats.drops, &mut last, socket.stats());
+                add_drops(&mut ingest.stats.drops, &mut last, socket.drops());
             }
             ingest.advance_to(horizon);
         }
@@ -180,12 +192,14 @@ fn capture_loop(mut socket: XdpQueue, mut ingest: Ingest, cpu: Option<u32>, ctl:
     }
 }
 
-/// Adds the socket's drop counters gained since `last` to `drops`.
-fn add_drops(drops: &mut Drops, last: &mut XdpStats, now: XdpStats) {
-    drops.xdp_rx_dropped += now.rx_dropped.saturating_sub(last.rx_dropped);
-    drops.xdp_rx_ring_full += now.rx_ring_full.saturating_sub(last.rx_ring_full);
-    drops.xdp_fill_ring_empty += now.fill_ring_empty.saturating_sub(last.fill_ring_empty);
-    drops.xdp_invalid_descs += now.invalid_descs.saturating_sub(last.invalid_descs);
+/// Adds the queue's drop counters gained since `last` to `drops`.
+fn add_drops(drops: &mut Drops, last: &mut QueueDrops, now: QueueDrops) {
+    let gained = |now: u64, last: u64| now.saturating_sub(last);
+    drops.xdp_rx_dropped += gained(now.xdp_rx_dropped, last.xdp_rx_dropped);
+    drops.xdp_rx_ring_full += gained(now.xdp_rx_ring_full, last.xdp_rx_ring_full);
+    drops.xdp_fill_ring_empty += gained(now.xdp_fill_ring_empty, last.xdp_fill_ring_empty);
+    drops.xdp_invalid_descs += gained(now.xdp_invalid_descs, last.xdp_invalid_descs);
+    drops.af_packet_drops += gained(now.af_packet_drops, last.af_packet_drops);
     *last = now;
 }
 

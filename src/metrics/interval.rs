@@ -50,6 +50,8 @@ pub struct Drops {
     pub xdp_rx_ring_full: u64,
     pub xdp_fill_ring_empty: u64,
     pub xdp_invalid_descs: u64,
+    /// Frames the kernel could not put in an AF_PACKET ring (`--capture af-packet`).
+    pub af_packet_drops: u64,
     pub worker_ring_full: u64,
     /// Flows evicted because the flow table was full.
     pub flow_table_full: u64,
@@ -61,6 +63,7 @@ impl Drops {
         self.xdp_rx_ring_full += o.xdp_rx_ring_full;
         self.xdp_fill_ring_empty += o.xdp_fill_ring_empty;
         self.xdp_invalid_descs += o.xdp_invalid_descs;
+        self.af_packet_drops += o.af_packet_drops;
         self.worker_ring_full += o.worker_ring_full;
         self.flow_table_full += o.flow_table_full;
     }
