@@ -26,8 +26,15 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// An interval closes on the clock only this long after its end, so frames still in the rings
 /// (stamped before the end) land in it.
 const CLOSE_GRACE_NS: u64 = 100_000_000;
-/// How long a capture thread waits for frames before looking at the clock and the stop flag.
-const POLL_MS: i32 = 50;
+/// How long a capture thread waits for frames before looking at the clock and the stop flag;
+/// an idle queue also vouches for the time then, so workers merging queues move on.
+const POLL_MS: i32 = 10;
+/// Records go to workers at least this often in capture time (and when the queue is idle):
+/// a worker wakes once per millisecond per feeder, not once per receive batch.
+const FLUSH_EVERY_NS: u64 = 1_000_000;
+/// An idle queue vouches for the time this much before now: frames stamped by the XDP program
+/// reach the RX ring within microseconds, the margin covers the epoch conversion too.
+const IDLE_MARGIN_NS: u64 = 2_000_000;
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -146,12 +153,18 @@ impl Control {
 
 /// One RX queue: receive batches, feed them, close intervals on the clock, account the
 /// socket's drops, stop at `stop_at` when asked.
-fn capture_loop(mut socket: Box<dyn LiveQueue>, mut ingest: Ingest, cpu: Option<u32>, ctl: &Control) {
+fn capture_loop(
+    mut socket: Box<dyn LiveQueue>,
+    mut ingest: Ingest,
+    cpu: Option<u32>,
+    ctl: &Control,
+) {
     if let Some(cpu) = cpu {
         pin_to(cpu);
     }
     let mut last = QueueDrops::default();
     let mut failed = false;
+    let (mut last_ts, mut flushed_at) = (0, 0);
     loop {
         let received = if failed {
             // The socket is gone: keep the clock going until the main thread stops everyone.
@@ -161,10 +174,20 @@ fn capture_loop(mut socket: Box<dyn LiveQueue>, mut ingest: Ingest, cpu: Option<
             socket.recv_batch(POLL_MS, &mut |ts, frame| {
                 let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
                 ingest.frame(LinkType::Ethernet, frame, len, ts);
+                last_ts = ts;
             })
         };
-        if received.as_ref().is_ok_and(|&n| n > 0) {
-            ingest.flush();
+        match received {
+            Ok(0) => {
+                ingest.vouch(now_ns().saturating_sub(IDLE_MARGIN_NS));
+                ingest.flush();
+                flushed_at = last_ts;
+            }
+            Ok(_) if last_ts.wrapping_sub(flushed_at) >= FLUSH_EVERY_NS => {
+                ingest.flush();
+                flushed_at = last_ts;
+            }
+            _ => {}
         }
         if let Err(e) = &received {
             eprintln!("tcpulse: {e}");

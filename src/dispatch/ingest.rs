@@ -98,6 +98,12 @@ impl Ingest {
         self.feeder.flush();
     }
 
+    /// Nothing stamped before `ts` will come from this producer any more (its queue was found
+    /// empty then); lets workers merging several producers move on.
+    pub fn vouch(&mut self, ts: u64) {
+        self.feeder.vouch(ts);
+    }
+
     /// The end of the current interval, once the clock has started.
     pub fn interval_end(&self) -> Option<u64> {
         self.clock.end()

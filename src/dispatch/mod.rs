@@ -3,10 +3,14 @@
 //! worker closes the same intervals on capture time. Several feeders (one per capture thread)
 //! may feed the same workers; a worker closes an interval once every feeder has closed it.
 //!
-//! Batches are recycled through a return channel, so steady state allocates nothing.
+//! Batches are recycled through a return channel, so steady state allocates nothing. A worker
+//! fed by several feeders merges them in capture-time order (`merge.rs`); every message carries
+//! the feeder's watermark for that.
 
 pub mod clock;
 pub mod ingest;
+mod merge;
+mod worker;
 
 use std::thread::JoinHandle;
 
@@ -26,13 +30,17 @@ enum ToWorker {
     Packets {
         feeder: usize,
         batch: Batch,
+        /// The feeder's watermark: it has sent everything stamped before this.
+        through: u64,
     },
+    /// The feeder's watermark moved without records for this worker.
+    Watermark { feeder: usize, through: u64 },
     /// A feeder closed the interval ending at this capture time. The worker closes it (expires
     /// flows, hands over figures) once every feeder has.
-    CloseInterval(u64),
+    CloseInterval { feeder: usize, end_ns: u64 },
     /// A feeder reached the end of its input. After the last feeder: end every flow, hand over
     /// the last figures, stop.
-    Finish,
+    Finish { feeder: usize },
 }
 
 /// What a feeder does when a worker's queue is full.
@@ -57,6 +65,12 @@ pub struct Feeder {
     pending: Vec<Batch>,
     recycled: Receiver<Batch>,
     mode: Backpressure,
+    /// Several feeders: workers merge them by capture time, so watermarks must flow.
+    ordered: bool,
+    /// Latest capture time this feeder has sent or vouched for.
+    through: u64,
+    /// The watermark each worker last heard.
+    told: Vec<u64>,
     /// Records dropped because a worker's queue was full (only in `Drop` mode).
     pub ring_full_drops: u64,
 }
@@ -91,7 +105,9 @@ impl Workers {
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("tcpulse-flow-{id}"))
-                    .spawn(move || run_worker(id, feeders, &mut engine, &rx, &recycle, &results))?,
+                    .spawn(move || {
+                        worker::run(id, feeders, &mut engine, &rx, &recycle, &results);
+                    })?,
             );
             inputs.push(tx);
         }
@@ -104,6 +120,9 @@ impl Workers {
                 pending: (0..workers).map(|_| Vec::with_capacity(BATCH)).collect(),
                 recycled,
                 mode,
+                ordered: feeders > 1,
+                through: 0,
+                told: vec![0; workers],
                 ring_full_drops: 0,
             })
             .collect();
@@ -130,6 +149,7 @@ impl Feeder {
             1 => 0,
             n => shard_of(shard_hash(&rec), n),
         };
+        self.through = self.through.max(rec.ts_ns);
         self.pending[w].push(rec);
         if self.pending[w].len() >= BATCH {
             self.send_pending(w);
@@ -148,20 +168,23 @@ impl Feeder {
         let msg = ToWorker::Packets {
             feeder: self.id,
             batch,
+            through: self.through,
         };
-        match self.mode {
-            Backpressure::Block => {
-                let _ = self.inputs[w].send(msg);
-            }
-            Backpressure::Drop => {
-                if let Err(TrySendError::Full(ToWorker::Packets { mut batch, .. })) =
-                    self.inputs[w].try_send(msg)
-                {
+        let sent = match self.mode {
+            Backpressure::Block => self.inputs[w].send(msg).is_ok(),
+            Backpressure::Drop => match self.inputs[w].try_send(msg) {
+                Ok(()) => true,
+                Err(TrySendError::Full(ToWorker::Packets { mut batch, .. })) => {
                     self.ring_full_drops += batch.len() as u64;
                     batch.clear();
                     self.pending[w] = batch;
+                    false
                 }
-            }
+                Err(_) => false,
+            },
+        };
+        if sent {
+            self.told[w] = self.through;
         }
     }
 
@@ -173,65 +196,42 @@ impl Feeder {
         }
     }
 
-    /// Sends every partly filled batch now. Live capture calls this after each receive batch,
-    /// so records reach workers within one poll, not when 256 have gathered: with several RX
-    /// queues, a flow whose two directions arrive on different queues then reaches its worker
-    /// in (nearly) capture order.
+    /// Sends every partly filled batch now, and the watermark to workers that got no batch.
+    /// Live capture calls this every millisecond of capture time and whenever its queue is
+    /// idle, so records reach workers soon and merges across feeders keep moving.
     pub fn flush(&mut self) {
         for w in 0..self.inputs.len() {
-            self.send_pending(w);
+            if !self.pending[w].is_empty() {
+                self.send_pending(w);
+            } else if self.ordered && self.told[w] < self.through {
+                let msg = ToWorker::Watermark {
+                    feeder: self.id,
+                    through: self.through,
+                };
+                // A full queue will hear it with the next flush.
+                if self.inputs[w].try_send(msg).is_ok() {
+                    self.told[w] = self.through;
+                }
+            }
         }
+    }
+
+    /// Vouches that nothing stamped before `ts` will come from this feeder any more (live: the
+    /// queue was found empty at `ts`). Sent with the next flush.
+    pub fn vouch(&mut self, ts: u64) {
+        self.through = self.through.max(ts);
     }
 
     /// This feeder is done with the interval ending at `end_ns` (capture time).
     pub fn close_interval(&mut self, end_ns: u64) {
-        self.broadcast(|| ToWorker::CloseInterval(end_ns));
+        let feeder = self.id;
+        self.through = self.through.max(end_ns);
+        self.broadcast(|| ToWorker::CloseInterval { feeder, end_ns });
     }
 
     /// This feeder has no more input.
     pub fn finish(mut self) {
-        self.broadcast(|| ToWorker::Finish);
-    }
-}
-
-fn run_worker(
-    id: usize,
-    feeders: usize,
-    engine: &mut Engine,
-    rx: &Receiver<ToWorker>,
-    recycle: &[Sender<Batch>],
-    results: &Sender<(usize, WorkerInterval)>,
-) {
-    let (mut closes, mut finished) = (0, 0);
-    while let Ok(msg) = rx.recv() {
-        match msg {
-            ToWorker::Packets { feeder, mut batch } => {
-                for rec in &batch {
-                    engine.on_packet(rec);
-                }
-                batch.clear();
-                let _ = recycle[feeder].try_send(batch);
-            }
-            // Feeders close the same intervals (the live run stops them all at one capture
-            // time), so counting closes is enough to know when all have closed this one.
-            ToWorker::CloseInterval(end_ns) => {
-                closes += 1;
-                if closes >= feeders - finished {
-                    closes = 0;
-                    engine.on_tick(end_ns);
-                    if results.send((id, engine.take_interval())).is_err() {
-                        return;
-                    }
-                }
-            }
-            ToWorker::Finish => {
-                finished += 1;
-                if finished == feeders {
-                    engine.finish();
-                    let _ = results.send((id, engine.take_interval()));
-                    return;
-                }
-            }
-        }
+        let feeder = self.id;
+        self.broadcast(|| ToWorker::Finish { feeder });
     }
 }

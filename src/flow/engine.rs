@@ -72,6 +72,9 @@ pub struct WorkerInterval {
     pub flows: Vec<FlowRecord>,
     pub flow_table_full: u64,
     pub active_flows: u64,
+    /// Records the worker's merge of several feeders had to release before their turn (set by
+    /// the worker, not the engine).
+    pub reorder_overflow: u64,
 }
 
 /// Eviction looks at this many entries near the new flow's slot.
@@ -493,6 +496,7 @@ impl Engine {
             flows: std::mem::take(&mut self.flows),
             flow_table_full: std::mem::take(&mut self.flow_table_full),
             active_flows: self.table.len() as u64,
+            reorder_overflow: 0,
         }
     }
 }

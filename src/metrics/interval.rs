@@ -55,6 +55,9 @@ pub struct Drops {
     pub worker_ring_full: u64,
     /// Flows evicted because the flow table was full.
     pub flow_table_full: u64,
+    /// Not a loss: records analysed possibly out of capture order because one capture queue
+    /// fell more than a worker's merge lane behind the others.
+    pub reorder_overflow: u64,
 }
 
 impl Drops {
@@ -66,6 +69,7 @@ impl Drops {
         self.af_packet_drops += o.af_packet_drops;
         self.worker_ring_full += o.worker_ring_full;
         self.flow_table_full += o.flow_table_full;
+        self.reorder_overflow += o.reorder_overflow;
     }
 }
 
@@ -158,6 +162,7 @@ pub fn merge_interval(
             (_, None) => {}
         }
         drops.flow_table_full += part.flow_table_full;
+        drops.reorder_overflow += part.reorder_overflow;
         active_flows += part.active_flows;
         flows.extend(part.flows);
         for s in part.servers {
