@@ -109,6 +109,12 @@ pub struct RunArgs {
     #[arg(long, default_value = "native", value_parser = parse_xdp_mode)]
     pub xdp_mode: crate::capture::xdp::XdpMode,
 
+    /// Frames each AF_XDP queue's UMEM and rings hold (a power of two, 64 to 1048576; 2 KiB
+    /// each): the slack for the capture thread being descheduled (16384 is 65 ms at 250 k
+    /// frames/s) before the kernel drops (`xdp_fill_ring_empty`).
+    #[arg(long, default_value_t = 16384, value_parser = parse_ring_frames)]
+    pub ring_frames: u32,
+
     /// Put the interface in promiscuous mode (SPAN ports deliver frames for other hosts).
     #[arg(long)]
     pub promisc: bool,
@@ -250,6 +256,13 @@ pub fn parse_list(text: &str) -> Result<NumberList, String> {
         return Err("empty list".into());
     }
     Ok(NumberList(out))
+}
+
+fn parse_ring_frames(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && (64..=1 << 20).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}`: a power of two from 64 to 1048576")),
+    }
 }
 
 /// The live capture source of `tcpulse run`.

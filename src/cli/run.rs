@@ -32,6 +32,12 @@ const POLL_MS: i32 = 10;
 /// Records go to workers at least this often in capture time (and when the queue is idle):
 /// a worker wakes once per millisecond per feeder, not once per receive batch.
 const FLUSH_EVERY_NS: u64 = 1_000_000;
+/// A receive that returns fewer frames than this means the queue is drained faster than it
+/// fills: the thread then sleeps `GATHER_SLEEP` for frames to gather instead of going straight
+/// back into poll, which would wake it for every frame or two (the wake-ups, not the frames,
+/// were most of the CPU per packet). The RX ring holds far more than a sleep's worth.
+const GATHER_BELOW: usize = 32;
+const GATHER_SLEEP: Duration = Duration::from_micros(100);
 /// An idle queue vouches for the time this much before now: frames stamped by the XDP program
 /// reach the RX ring within microseconds, the margin covers the epoch conversion too.
 const IDLE_MARGIN_NS: u64 = 2_000_000;
@@ -120,6 +126,7 @@ fn open_queues(args: &RunArgs, queues: &[u32]) -> Result<Vec<Box<dyn LiveQueue>>
             let opts = XdpOptions {
                 mode: args.xdp_mode,
                 promiscuous: args.promisc,
+                frame_count: args.ring_frames,
                 ..XdpOptions::default()
             };
             queues
@@ -183,11 +190,16 @@ fn capture_loop(
                 ingest.flush();
                 flushed_at = last_ts;
             }
-            Ok(_) if last_ts.wrapping_sub(flushed_at) >= FLUSH_EVERY_NS => {
-                ingest.flush();
-                flushed_at = last_ts;
+            Ok(n) => {
+                if last_ts.wrapping_sub(flushed_at) >= FLUSH_EVERY_NS {
+                    ingest.flush();
+                    flushed_at = last_ts;
+                }
+                if n < GATHER_BELOW {
+                    std::thread::sleep(GATHER_SLEEP);
+                }
             }
-            _ => {}
+            Err(_) => {}
         }
         if let Err(e) = &received {
             eprintln!("tcpulse: {e}");
