@@ -12,3 +12,4 @@ pub mod flow;
 pub mod gen;
 pub mod metrics;
 pub mod sink;
+pub mod transmit;

@@ -51,10 +51,12 @@ pub enum Command {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("target").required(true).multiple(true).args(["out", "send"])))]
+#[command(group(clap::ArgGroup::new("pace").args(["pps", "topspeed", "speed"])))]
 pub struct GenArgs {
     /// The capture to write (nanosecond pcap, Ethernet).
     #[arg(long, short)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// Where to write the ground truth (one JSON line per connection).
     #[arg(long)]
     pub truth: Option<PathBuf>,
@@ -67,6 +69,26 @@ pub struct GenArgs {
     /// Seconds over which connections start.
     #[arg(long, default_value_t = 5)]
     pub spread: u64,
+
+    /// Send the frames on this interface (AF_PACKET TX ring; needs CAP_NET_RAW), paced to the
+    /// scenario's times unless --pps, --topspeed or --speed say otherwise.
+    #[arg(long)]
+    pub send: Option<String>,
+    /// Send at this many frames per second.
+    #[arg(long, requires = "send")]
+    pub pps: Option<u64>,
+    /// Send as fast as the interface takes frames.
+    #[arg(long, requires = "send")]
+    pub topspeed: bool,
+    /// Send at the scenario's times sped up this many times (2 = twice as fast).
+    #[arg(long, requires = "send")]
+    pub speed: Option<f64>,
+    /// Send the frames this many times (later loops reuse the same connections).
+    #[arg(long, default_value_t = 1, requires = "send")]
+    pub loops: u32,
+    /// Frames due within this window of a batch's first frame go out with it (one system call).
+    #[arg(long, default_value = "50us", value_parser = parse_duration, requires = "send")]
+    pub burst: Duration,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -30,16 +30,24 @@ const LINKTYPE_ETHERNET: u32 = 1;
 /// Whatever creating or writing the file returns.
 pub fn write_pcap(scenario: &Scenario, path: &Path) -> io::Result<Vec<Truth>> {
     let generated = scenario.generate();
+    write_frames(&generated.frames, path)?;
+    Ok(generated.truths)
+}
+
+/// Writes generated frames as a classic pcap at `path` (Ethernet, nanosecond timestamps).
+///
+/// # Errors
+/// Whatever creating or writing the file returns.
+pub fn write_frames(frames: &[Stamped], path: &Path) -> io::Result<()> {
     let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let mut pcap = PcapWriter::new(file, LINKTYPE_ETHERNET, true)?;
     let mut buf = Vec::with_capacity(2048);
-    for s in &generated.frames {
+    for s in frames {
         buf.clear();
         s.frame.write_ethernet(&mut buf);
         pcap.write_frame(s.ts_ns, &buf)?;
     }
-    pcap.flush()?;
-    Ok(generated.truths)
+    pcap.flush()
 }
 
 /// Writes one [`truth_json`] line per truth.
