@@ -107,3 +107,141 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    /// Every key, each different from its default.
+    const FILE: &str = r#"
+        [capture]
+        iface = "eth1"
+        capture = "af-packet"
+        queues = "0-3"
+        cpus = [4, 5, 6, 7]
+        xdp_mode = "skb"
+        promisc = true
+        duration = "90s"
+        no_analysis = true
+        [pipeline]
+        interval = "500ms"
+        workers = 4
+        top_servers = 50
+        [flow_table]
+        max_flows = 4000000
+        idle_timeout = "600s"
+        half_open_timeout = "30s"
+        close_linger = "120s"
+        half_closed_stall = "10s"
+        [output]
+        records = "intervals.jsonl"
+        flows = "flows.jsonl"
+    "#;
+
+    /// `argv` parsed as main parses it, then `FILE` applied.
+    fn run_with_file(argv: &[&str]) -> Config {
+        let matches = Cli::command()
+            .try_get_matches_from(argv)
+            .expect("valid command line");
+        let Ok(Cli {
+            command: Command::Run(mut args),
+        }) = Cli::from_arg_matches(&matches)
+        else {
+            panic!("not a run command");
+        };
+        let (_, given) = matches.subcommand().expect("a subcommand");
+        Config::parse(FILE).unwrap().apply_to_run(&mut args, given);
+        Config::of_run(&args)
+    }
+
+    #[test]
+    fn the_file_replaces_every_default() {
+        let resolved = run_with_file(&["tcpulse", "run", "--config", "f.toml"]);
+        assert_eq!(resolved, Config::parse(FILE).unwrap());
+    }
+
+    #[test]
+    fn every_flag_overrides_the_file() {
+        // Each flag differs from both the file and the default, so a clap id misspelt in
+        // `apply_to_*` shows up as the file's value winning.
+        let resolved = run_with_file(&[
+            "tcpulse",
+            "run",
+            "--config=f.toml",
+            "--iface=eth9",
+            "--capture=xdp",
+            "--queues=1",
+            "--cpus=2",
+            "--xdp-mode=native",
+            "--duration=5s",
+            "--interval=2s",
+            "--workers=3",
+            "--top-servers=7",
+            "--max-flows=1000",
+            "--idle-timeout=11s",
+            "--half-open-timeout=12s",
+            "--close-linger=13s",
+            "--half-closed-stall=14s",
+            "--output=-",
+            "--flows=other.jsonl",
+        ]);
+        let expected = r#"
+            [capture]
+            iface = "eth9"
+            capture = "xdp"
+            queues = [1]
+            cpus = [2]
+            xdp_mode = "native"
+            promisc = true
+            duration = "5s"
+            no_analysis = true
+            [pipeline]
+            interval = "2s"
+            workers = 3
+            top_servers = 7
+            [flow_table]
+            max_flows = 1000
+            idle_timeout = "11s"
+            half_open_timeout = "12s"
+            close_linger = "13s"
+            half_closed_stall = "14s"
+            [output]
+            records = "-"
+            flows = "other.jsonl"
+        "#;
+        assert_eq!(resolved, Config::parse(expected).unwrap());
+    }
+
+    #[test]
+    fn a_flag_equal_to_its_default_still_overrides_the_file() {
+        let resolved = run_with_file(&["tcpulse", "run", "--config=f", "--interval=1s"]);
+        assert_eq!(resolved.pipeline.interval, Some(Duration::from_secs(1)));
+        assert_eq!(resolved.pipeline.workers, Some(4), "the file still applies");
+    }
+
+    #[test]
+    fn analyze_takes_the_shared_sections_only() {
+        let argv = ["tcpulse", "analyze", "x.pcap", "--config=f", "--workers=2"];
+        let matches = Cli::command().try_get_matches_from(argv).unwrap();
+        let Ok(Cli {
+            command: Command::Analyze(mut args),
+        }) = Cli::from_arg_matches(&matches)
+        else {
+            panic!("not an analyze command");
+        };
+        let (_, given) = matches.subcommand().unwrap();
+        Config::parse(FILE)
+            .unwrap()
+            .apply_to_analyze(&mut args, given);
+        let resolved = Config::of_analyze(&args);
+        assert_eq!(resolved.capture, Capture::default());
+        assert_eq!(resolved.pipeline.workers, Some(2));
+        assert_eq!(resolved.pipeline.top_servers, Some(50));
+        assert_eq!(resolved.output.flows.as_deref(), Some("flows.jsonl"));
+    }
+}

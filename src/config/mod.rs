@@ -174,3 +174,124 @@ impl Config {
             .map_err(|e| e.in_file(path))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key and line:column an error points at.
+    fn fault(text: &str) -> (Option<String>, Option<(usize, usize)>, String) {
+        let e = Config::parse(text).expect_err("must be refused");
+        (e.key, e.position, e.message)
+    }
+
+    #[test]
+    fn an_empty_file_sets_nothing() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+        assert_eq!(Config::parse("[pipeline]\n").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn values_read_like_their_flags() {
+        let c = Config::parse(
+            "[capture]\nqueues = \"0-2,5\"\ncpus = [1, 3]\ncapture = \"af-packet\"\n\
+             xdp_mode = \"generic\"\n[pipeline]\ninterval = \"1.5s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.capture.queues, Some(NumberList(vec![0, 1, 2, 5])));
+        assert_eq!(c.capture.cpus, Some(NumberList(vec![1, 3])));
+        assert_eq!(c.capture.capture, Some(CaptureKind::AfPacket));
+        assert_eq!(c.capture.xdp_mode, Some(XdpMode::Skb));
+        assert_eq!(c.pipeline.interval, Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn written_settings_read_back_the_same() {
+        let c = Config::parse(
+            "[capture]\niface = \"eth0\"\nqueues = \"0-3\"\nduration = \"250ms\"\n\
+             [pipeline]\nworkers = 3\n[output]\nflows = \"-\"\n",
+        )
+        .unwrap();
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(Config::parse(&text).unwrap(), c, "{text}");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_where_it_is() {
+        let cases: &[(&str, &str, (usize, usize), &str)] = &[
+            (
+                "[pipeline]\n\nworkers = 0\n",
+                "pipeline.workers",
+                (3, 11),
+                "1 to 256",
+            ),
+            (
+                "[pipeline]\nworkers = \"2\"\n",
+                "pipeline.workers",
+                (2, 11),
+                "invalid type",
+            ),
+            (
+                "[flow_table]\nmax_flows = 0\n",
+                "flow_table.max_flows",
+                (2, 13),
+                "at least one",
+            ),
+            (
+                "[flow_table]\nidle_timeout = \"soon\"\n",
+                "flow_table.idle_timeout",
+                (2, 16),
+                "not a duration",
+            ),
+            (
+                "[capture]\ncpus = \"1-\"\n",
+                "capture.cpus",
+                (2, 8),
+                "range",
+            ),
+            (
+                "[capture]\ncapture = \"pcap\"\n",
+                "capture.capture",
+                (2, 11),
+                "af-packet",
+            ),
+            (
+                "[capture]\nifaces = \"a\"\n",
+                "capture.ifaces",
+                (2, 1),
+                "unknown key",
+            ),
+            (
+                "[[sink]]\nkind = \"file\"\n",
+                "sink",
+                (1, 3),
+                "unknown key `sink`",
+            ),
+            ("[output]\nflows = -\n", "output.flows", (2, 9), ""),
+            (
+                "[pipeline]\nworkers = 1\nworkers = 2\n",
+                "pipeline.workers",
+                (3, 1),
+                "duplicate",
+            ),
+            ("output = \"-\"\n", "output", (1, 10), "expected a table"),
+        ];
+        for &(text, key, at, words) in cases {
+            let (k, pos, message) = fault(text);
+            assert_eq!(k.as_deref(), Some(key), "{text}: {message}");
+            assert_eq!(pos, Some(at), "{text}: {message}");
+            assert!(message.contains(words), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn an_error_reads_as_file_line_column_key_message() {
+        let e = Config::parse("[pipeline]\nworkers = 0\n")
+            .unwrap_err()
+            .in_file(Path::new("a.toml"));
+        assert_eq!(
+            e.to_string(),
+            "a.toml:2:11: pipeline.workers: 0 workers: use 1 to 256"
+        );
+    }
+}
