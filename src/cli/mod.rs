@@ -398,6 +398,12 @@ mod tests {
     }
 
     #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
     fn lists() {
         assert_eq!(parse_list("0-3"), Ok(NumberList(vec![0, 1, 2, 3])));
         assert_eq!(parse_list("0-1,4"), Ok(NumberList(vec![0, 1, 4])));
