@@ -162,7 +162,7 @@ fn a_missing_or_broken_config_stops_run_and_analyze_with_2() {
         &[
             "run",
             "--config",
-            "/nonexistent/tcpulse.toml",
+            "no-such-dir/tcpulse.toml",
             "--iface",
             "lo",
         ],

@@ -296,12 +296,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Writes a duration the way [`parse_duration`] reads it, exactly: `300s`, `500ms`, `1500us`.
 pub fn format_duration(d: Duration) -> String {
     let ns = d.as_nanos();
-    match ns {
-        _ if ns % 1_000_000_000 == 0 => format!("{}s", ns / 1_000_000_000),
-        _ if ns % 1_000_000 == 0 => format!("{}ms", ns / 1_000_000),
-        _ if ns % 1_000 == 0 => format!("{}us", ns / 1_000),
-        _ => format!("{ns}ns"),
-    }
+    let (value, unit) = [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us")]
+        .into_iter()
+        .find(|&(per, _)| ns % per == 0)
+        .map_or((ns, "ns"), |(per, unit)| (ns / per, unit));
+    format!("{value}{unit}")
 }
 
 /// A list of numbers given as `0-3`, `0,2,5` or a mix (`0-1,4`).
