@@ -112,7 +112,7 @@ impl Config {
 mod tests {
     use std::time::Duration;
 
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::{Args, CommandFactory, FromArgMatches};
 
     use super::*;
     use crate::cli::{Cli, Command};
@@ -157,6 +157,32 @@ mod tests {
         let (_, given) = matches.subcommand().expect("a subcommand");
         Config::parse(FILE).unwrap().apply_to_run(&mut args, given);
         Config::of_run(&args)
+    }
+
+    #[test]
+    fn every_option_of_run_and_analyze_has_a_key() {
+        // The leaf names of a file that sets every key; `records` is `--output`.
+        let full = toml::Table::try_from(Config::parse(FILE).unwrap()).unwrap();
+        let keys: Vec<&str> = full
+            .values()
+            .filter_map(toml::Value::as_table)
+            .flat_map(|section| section.keys().map(String::as_str))
+            .map(|k| if k == "records" { "output" } else { k })
+            .collect();
+        // Not settings of the job: the file itself, the terminal, the inputs.
+        let exempt = ["config", "progress", "files", "help"];
+        for command in [
+            RunArgs::augment_args(clap::Command::new("run")),
+            AnalyzeArgs::augment_args(clap::Command::new("analyze")),
+        ] {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                assert!(
+                    keys.contains(&id) || exempt.contains(&id),
+                    "--{id} has no key in the configuration file"
+                );
+            }
+        }
     }
 
     #[test]
