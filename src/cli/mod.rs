@@ -333,9 +333,17 @@ pub fn parse_list(text: &str) -> Result<NumberList, String> {
 }
 
 fn parse_ring_frames(text: &str) -> Result<u32, String> {
-    match text.parse::<u32>() {
-        Ok(n) if n.is_power_of_two() && (64..=1 << 20).contains(&n) => Ok(n),
-        _ => Err(format!("`{text}`: a power of two from 64 to 1048576")),
+    text.parse::<u32>()
+        .map_err(|_| format!("`{text}`: a power of two from 64 to 1048576"))
+        .and_then(check_ring_frames)
+}
+
+/// Checks a ring size: a power of two from 64 to 1048576.
+pub fn check_ring_frames(n: u32) -> Result<u32, String> {
+    if n.is_power_of_two() && (64..=1 << 20).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("`{n}`: a power of two from 64 to 1048576"))
     }
 }
 

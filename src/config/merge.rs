@@ -27,6 +27,7 @@ impl Config {
         overlay(&mut args.queues, c.queues.map(Some), cli, "queues");
         overlay(&mut args.cpus, c.cpus.map(Some), cli, "cpus");
         overlay(&mut args.xdp_mode, c.xdp_mode, cli, "xdp_mode");
+        overlay(&mut args.ring_frames, c.ring_frames, cli, "ring_frames");
         overlay(&mut args.promisc, c.promisc, cli, "promisc");
         overlay(&mut args.duration, c.duration.map(Some), cli, "duration");
         overlay(&mut args.no_analysis, c.no_analysis, cli, "no_analysis");
@@ -72,6 +73,7 @@ impl Config {
                 queues: args.queues.clone(),
                 cpus: args.cpus.clone(),
                 xdp_mode: Some(args.xdp_mode),
+                ring_frames: Some(args.ring_frames),
                 promisc: Some(args.promisc),
                 duration: args.duration,
                 no_analysis: Some(args.no_analysis),
@@ -125,6 +127,7 @@ mod tests {
         queues = "0-3"
         cpus = [4, 5, 6, 7]
         xdp_mode = "skb"
+        ring_frames = 4096
         promisc = true
         duration = "90s"
         no_analysis = true
@@ -204,6 +207,7 @@ mod tests {
             "--queues=1",
             "--cpus=2",
             "--xdp-mode=native",
+            "--ring-frames=65536",
             "--duration=5s",
             "--interval=2s",
             "--workers=3",
@@ -223,6 +227,7 @@ mod tests {
             queues = [1]
             cpus = [2]
             xdp_mode = "native"
+            ring_frames = 65536
             promisc = true
             duration = "5s"
             no_analysis = true

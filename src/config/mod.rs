@@ -63,6 +63,14 @@ pub struct Capture {
         skip_serializing_if = "Option::is_none"
     )]
     pub xdp_mode: Option<XdpMode>,
+    /// Frames each AF_XDP queue's UMEM and rings hold, a power of two from 64 to 1048576
+    /// (`--ring-frames`). Default 16384.
+    #[serde(
+        default,
+        deserialize_with = "value::ring_frames",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ring_frames: Option<u32>,
     /// Promiscuous mode (`--promisc`). Default `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promisc: Option<bool>,
@@ -230,6 +238,12 @@ mod tests {
                 "pipeline.workers",
                 (2, 11),
                 "invalid type",
+            ),
+            (
+                "[capture]\nring_frames = 1000\n",
+                "capture.ring_frames",
+                (2, 15),
+                "power of two",
             ),
             (
                 "[flow_table]\nmax_flows = 0\n",

@@ -143,6 +143,11 @@ pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error>
     checked(d, cli::check_workers)
 }
 
+/// An AF_XDP ring size (a power of two in range).
+pub fn ring_frames<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    checked(d, cli::check_ring_frames)
+}
+
 /// A flow-table size of at least one.
 pub fn max_flows<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     checked(d, cli::check_max_flows)
