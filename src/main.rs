@@ -1,13 +1,19 @@
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
-use tcpulse::cli::{analyze, gen, run, Cli, Command};
+use tcpulse::cli::{analyze, config, gen, run, Cli, Command};
 
 fn main() {
-    let cli = Cli::parse();
-    let code = match cli.command {
-        Command::Analyze(args) => analyze::run(&args),
-        Command::Gen(args) => gen::run(&args),
-        Command::Run(args) => run::run(&args),
+    // Two steps instead of `Cli::parse()`: `--config` needs the matches to tell flags given on
+    // the command line from defaults.
+    let matches = Cli::command().get_matches();
+    let cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+    let code = match config::resolve(cli.command, &matches) {
+        Err(code) => code,
+        Ok(Command::Analyze(args)) => analyze::run(&args),
+        Ok(Command::Gen(args)) => gen::run(&args),
+        Ok(Command::Run(args)) => run::run(&args),
+        Ok(Command::Config(command)) => config::run(&command),
     };
     std::process::exit(code);
 }

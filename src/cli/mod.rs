@@ -1,6 +1,8 @@
-//! Command line: `tcpulse analyze FILE...` (offline). Doc comments are the help text.
+//! Command line: `tcpulse analyze FILE...` (offline), `tcpulse run` (live), `tcpulse config`.
+//! Doc comments are the help text.
 
 pub mod analyze;
+pub mod config;
 pub mod gen;
 pub mod output;
 pub mod run;
@@ -13,7 +15,8 @@ use clap::{Args, Parser, Subcommand};
 /// Exit codes (documented in docs/cli.md).
 pub mod exit {
     pub const OK: i32 = 0;
-    /// Command-line usage error (clap's own code).
+    /// Command-line usage error (clap's own code), or a configuration file that cannot be read
+    /// or is invalid.
     pub const USAGE: i32 = 2;
     /// An input could not be opened or is not a capture; other inputs were still analysed.
     pub const INPUT_UNREADABLE: i32 = 3;
@@ -48,6 +51,22 @@ pub enum Command {
     /// Capture live on an interface (AF_XDP, one socket per RX queue) and write interval
     /// records (and flow records with --flows) until stopped.
     Run(RunArgs),
+    /// Check configuration files, or show the configuration one resolves to (docs/config.md).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ConfigCommand {
+    /// Parse and validate each file: `FILE: ok`, or the file, line, column and key of the
+    /// first error (exit code 2).
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print, as TOML, every setting `run --config FILE` would use, defaults included (only the
+    /// defaults without a file).
+    Show { file: Option<PathBuf> },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -98,6 +117,10 @@ pub struct AnalyzeArgs {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 
+    /// Configuration file (TOML, docs/config.md); options given here override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 
@@ -109,9 +132,21 @@ pub struct AnalyzeArgs {
 /// Capture on a live interface with AF_XDP, one socket per RX queue.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Interface to capture on (in the current network namespace).
-    #[arg(long, short)]
+    /// Interface to capture on (in the current network namespace). Required unless the
+    /// --config file sets `capture.iface`.
+    // Empty stands for "not given": the file may still supply it (checked in `config::resolve`).
+    #[arg(
+        long,
+        short,
+        required_unless_present = "config",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub iface: String,
+
+    /// Configuration file (TOML, docs/config.md); options given here override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 
     /// RX queues to capture, e.g. `0-3` or `0,2` (default: every queue of the interface).
     #[arg(long, value_parser = parse_list)]
@@ -169,7 +204,7 @@ pub struct PipelineArgs {
     pub flows: Option<String>,
 
     /// Flow worker threads; results do not depend on it.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
     pub workers: u16,
 
     #[command(flatten)]
@@ -185,7 +220,7 @@ pub struct PipelineArgs {
 pub struct TableArgs {
     /// Flows tracked at once, over all workers; beyond it the least useful flows are evicted
     /// (half-open first) and counted as `flow_table_full` drops.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 1 << 20, value_parser = parse_max_flows)]
     pub max_flows: usize,
 
     /// End flows idle this long.
@@ -222,6 +257,35 @@ impl TableArgs {
     }
 }
 
+/// Most flow workers a run may have.
+pub const MAX_WORKERS: u16 = 256;
+
+/// Checks a worker count against 1..=[`MAX_WORKERS`].
+pub fn check_workers(n: u16) -> Result<u16, String> {
+    if (1..=MAX_WORKERS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} workers: use 1 to {MAX_WORKERS}"))
+    }
+}
+
+/// Checks a flow-table size: at least one flow.
+pub fn check_max_flows(n: usize) -> Result<usize, String> {
+    if n == 0 {
+        Err("the flow table must hold at least one flow".into())
+    } else {
+        Ok(n)
+    }
+}
+
+fn parse_max_flows(text: &str) -> Result<usize, String> {
+    let n = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of flows"))?;
+    check_max_flows(n)
+}
+
 /// Parses `250ms`, `1s`, `1.5s`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -249,6 +313,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Writes a duration the way [`parse_duration`] reads it, exactly: `300s`, `500ms`, `1500us`.
+pub fn format_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    let (value, unit) = [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us")]
+        .into_iter()
+        .find(|&(per, _)| ns % per == 0)
+        .map_or((ns, "ns"), |(per, unit)| (ns / per, unit));
+    format!("{value}{unit}")
 }
 
 /// A list of numbers given as `0-3`, `0,2,5` or a mix (`0-1,4`).
@@ -281,9 +355,17 @@ pub fn parse_list(text: &str) -> Result<NumberList, String> {
 }
 
 fn parse_ring_frames(text: &str) -> Result<u32, String> {
-    match text.parse::<u32>() {
-        Ok(n) if n.is_power_of_two() && (64..=1 << 20).contains(&n) => Ok(n),
-        _ => Err(format!("`{text}`: a power of two from 64 to 1048576")),
+    text.parse::<u32>()
+        .map_err(|_| format!("`{text}`: a power of two from 64 to 1048576"))
+        .and_then(check_ring_frames)
+}
+
+/// Checks a ring size: a power of two from 64 to 1048576.
+pub fn check_ring_frames(n: u32) -> Result<u32, String> {
+    if n.is_power_of_two() && (64..=1 << 20).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("`{n}`: a power of two from 64 to 1048576"))
     }
 }
 
@@ -295,7 +377,17 @@ pub enum CaptureKind {
     AfPacket,
 }
 
-fn parse_capture_kind(text: &str) -> Result<CaptureKind, String> {
+impl CaptureKind {
+    /// The name `--capture` and the configuration file use.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaptureKind::Xdp => "xdp",
+            CaptureKind::AfPacket => "af-packet",
+        }
+    }
+}
+
+pub fn parse_capture_kind(text: &str) -> Result<CaptureKind, String> {
     match text {
         "xdp" | "af-xdp" => Ok(CaptureKind::Xdp),
         "af-packet" | "packet" => Ok(CaptureKind::AfPacket),
@@ -303,7 +395,7 @@ fn parse_capture_kind(text: &str) -> Result<CaptureKind, String> {
     }
 }
 
-fn parse_xdp_mode(text: &str) -> Result<crate::capture::xdp::XdpMode, String> {
+pub fn parse_xdp_mode(text: &str) -> Result<crate::capture::xdp::XdpMode, String> {
     match text {
         "native" | "drv" => Ok(crate::capture::xdp::XdpMode::Native),
         "skb" | "generic" => Ok(crate::capture::xdp::XdpMode::Skb),
@@ -323,6 +415,21 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn durations_format_back_to_themselves() {
+        for text in ["1s", "300s", "500ms", "1500us", "7ns"] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(format_duration(d), text);
+        }
+        assert_eq!(format_duration(Duration::from_secs(120)), "120s");
+    }
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 
     #[test]

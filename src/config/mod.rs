@@ -1,0 +1,311 @@
+//! The configuration file (TOML, docs/config.md): the same settings as the options of `run`
+//! and `analyze`, one section per group.
+//!
+//! Every key is optional; a key left out keeps the command line's default (given in each doc
+//! comment with its flag), and a flag given on the command line beats the file (`merge.rs`).
+//! Unknown keys and sections are errors, so a typo never passes silently. New groups (sinks,
+//! servers of interest) come as new optional sections or arrays of tables, so existing files
+//! stay valid.
+
+mod error;
+mod merge;
+mod value;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::capture::xdp::XdpMode;
+use crate::cli::{CaptureKind, NumberList};
+
+pub use error::ConfigError;
+
+/// A whole file. Serialized back (for `config show` and the start-up log) only the keys that
+/// have a value are written.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, skip_serializing_if = "Capture::is_empty")]
+    pub capture: Capture,
+    #[serde(default)]
+    pub pipeline: Pipeline,
+    #[serde(default)]
+    pub flow_table: FlowTable,
+    #[serde(default)]
+    pub output: Output,
+}
+
+/// `[capture]`: the live source of `tcpulse run` (`analyze` ignores this section).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    /// Interface (`--iface`). No default: `run` needs it here or on the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
+    /// `"xdp"` or `"af-packet"` (`--capture`). Default `"xdp"`.
+    #[serde(
+        default,
+        with = "value::capture_kind",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capture: Option<CaptureKind>,
+    /// RX queues, `"0-3"` or `[0, 2]` (`--queues`). Default: every queue.
+    #[serde(default, with = "value::list", skip_serializing_if = "Option::is_none")]
+    pub queues: Option<NumberList>,
+    /// CPUs for the capture threads, one per queue in order (`--cpus`). Default: not pinned.
+    #[serde(default, with = "value::list", skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<NumberList>,
+    /// `"native"` or `"skb"` (`--xdp-mode`). Default `"native"`.
+    #[serde(
+        default,
+        with = "value::xdp_mode",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub xdp_mode: Option<XdpMode>,
+    /// Frames each AF_XDP queue's UMEM and rings hold, a power of two from 64 to 1048576
+    /// (`--ring-frames`). Default 16384.
+    #[serde(
+        default,
+        deserialize_with = "value::ring_frames",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ring_frames: Option<u32>,
+    /// Promiscuous mode (`--promisc`). Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promisc: Option<bool>,
+    /// Stop after this long (`--duration`). Default: until signalled.
+    #[serde(
+        default,
+        with = "value::duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration: Option<Duration>,
+    /// Count frames only (`--no-analysis`). Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_analysis: Option<bool>,
+}
+
+impl Capture {
+    fn is_empty(&self) -> bool {
+        *self == Capture::default()
+    }
+}
+
+/// `[pipeline]`: intervals and workers, the same live and offline.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Interval length in capture time (`--interval`). Default `"1s"`.
+    #[serde(
+        default,
+        with = "value::duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub interval: Option<Duration>,
+    /// Flow workers, 1 to 256 (`--workers`). Default 1.
+    #[serde(
+        default,
+        deserialize_with = "value::workers",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub workers: Option<u16>,
+    /// Servers listed per interval (`--top-servers`). Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_servers: Option<usize>,
+}
+
+/// `[flow_table]`: size and timeouts, in capture time.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowTable {
+    /// Flows tracked at once over all workers, at least 1 (`--max-flows`). Default 1048576.
+    #[serde(
+        default,
+        deserialize_with = "value::max_flows",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_flows: Option<usize>,
+    /// An open flow idle this long ends (`--idle-timeout`). Default `"300s"`.
+    #[serde(
+        default,
+        with = "value::duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<Duration>,
+    /// A handshake without progress ends (`--half-open-timeout`). Default `"60s"`.
+    #[serde(
+        default,
+        with = "value::duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub half_open_timeout: Option<Duration>,
+    /// Closed flows still take late packets this long (`--close-linger`). Default `"60s"`.
+    #[serde(
+        default,
+        with = "value::duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub close_linger: Option<Duration>,
+    /// One FIN unanswered this long is a stall (`--half-closed-stall`). Default `"60s"`.
+    #[serde(
+        default,
+        with = "value::duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub half_closed_stall: Option<Duration>,
+}
+
+/// `[output]`: where records go.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// Interval records: a path or `"-"` for standard output (`--output`). Default `"-"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<String>,
+    /// Flow records: a path or `"-"` (`--flows`). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flows: Option<String>,
+}
+
+impl Config {
+    /// Parses and validates a file's text; the error names the key and its line.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))
+    }
+
+    /// Reads, parses and validates a file; the error starts with the file name.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::unreadable(&e))
+            .and_then(|text| Config::parse(&text))
+            .map_err(|e| e.in_file(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key and line:column an error points at.
+    fn fault(text: &str) -> (Option<String>, Option<(usize, usize)>, String) {
+        let e = Config::parse(text).expect_err("must be refused");
+        (e.key, e.position, e.message)
+    }
+
+    #[test]
+    fn an_empty_file_sets_nothing() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+        assert_eq!(Config::parse("[pipeline]\n").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn values_read_like_their_flags() {
+        let c = Config::parse(
+            "[capture]\nqueues = \"0-2,5\"\ncpus = [1, 3]\ncapture = \"af-packet\"\n\
+             xdp_mode = \"generic\"\n[pipeline]\ninterval = \"1.5s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.capture.queues, Some(NumberList(vec![0, 1, 2, 5])));
+        assert_eq!(c.capture.cpus, Some(NumberList(vec![1, 3])));
+        assert_eq!(c.capture.capture, Some(CaptureKind::AfPacket));
+        assert_eq!(c.capture.xdp_mode, Some(XdpMode::Skb));
+        assert_eq!(c.pipeline.interval, Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn written_settings_read_back_the_same() {
+        let c = Config::parse(
+            "[capture]\niface = \"eth0\"\nqueues = \"0-3\"\nduration = \"250ms\"\n\
+             [pipeline]\nworkers = 3\n[output]\nflows = \"-\"\n",
+        )
+        .unwrap();
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(Config::parse(&text).unwrap(), c, "{text}");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_where_it_is() {
+        let cases: &[(&str, &str, (usize, usize), &str)] = &[
+            (
+                "[pipeline]\n\nworkers = 0\n",
+                "pipeline.workers",
+                (3, 11),
+                "1 to 256",
+            ),
+            (
+                "[pipeline]\nworkers = \"2\"\n",
+                "pipeline.workers",
+                (2, 11),
+                "invalid type",
+            ),
+            (
+                "[capture]\nring_frames = 1000\n",
+                "capture.ring_frames",
+                (2, 15),
+                "power of two",
+            ),
+            (
+                "[flow_table]\nmax_flows = 0\n",
+                "flow_table.max_flows",
+                (2, 13),
+                "at least one",
+            ),
+            (
+                "[flow_table]\nidle_timeout = \"soon\"\n",
+                "flow_table.idle_timeout",
+                (2, 16),
+                "not a duration",
+            ),
+            (
+                "[capture]\ncpus = \"1-\"\n",
+                "capture.cpus",
+                (2, 8),
+                "range",
+            ),
+            (
+                "[capture]\ncapture = \"pcap\"\n",
+                "capture.capture",
+                (2, 11),
+                "af-packet",
+            ),
+            (
+                "[capture]\nifaces = \"a\"\n",
+                "capture.ifaces",
+                (2, 1),
+                "unknown key",
+            ),
+            (
+                "[[sink]]\nkind = \"file\"\n",
+                "sink",
+                (1, 3),
+                "unknown key `sink`",
+            ),
+            ("[output]\nflows = -\n", "output.flows", (2, 9), ""),
+            (
+                "[pipeline]\nworkers = 1\nworkers = 2\n",
+                "pipeline.workers",
+                (3, 1),
+                "duplicate",
+            ),
+            ("output = \"-\"\n", "output", (1, 10), "expected a table"),
+        ];
+        for &(text, key, at, words) in cases {
+            let (k, pos, message) = fault(text);
+            assert_eq!(k.as_deref(), Some(key), "{text}: {message}");
+            assert_eq!(pos, Some(at), "{text}: {message}");
+            assert!(message.contains(words), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn an_error_reads_as_file_line_column_key_message() {
+        let e = Config::parse("[pipeline]\nworkers = 0\n")
+            .unwrap_err()
+            .in_file(Path::new("a.toml"));
+        assert_eq!(
+            e.to_string(),
+            "a.toml:2:11: pipeline.workers: 0 workers: use 1 to 256"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! How each kind of value is written in the file. Every reader goes through the command line's
+//! own parser or check, so a value means the same in a file as after its flag. A reader's error
+//! gets the value's position from the TOML deserializer; `error.rs` turns it into a key path.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::ser::{SerializeSeq, Serializer};
+use serde::Deserialize;
+
+use crate::capture::xdp::XdpMode;
+use crate::cli::{self, CaptureKind, NumberList};
+
+/// A string handed to one of the command line's text parsers.
+fn parsed<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Text(&'static str);
+    impl Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+    }
+    let text = d.deserialize_str(Text(expecting))?;
+    parse(&text).map(Some).map_err(de::Error::custom)
+}
+
+/// A number of the field's type, then the command line's range check.
+fn checked<'de, D, T>(d: D, check: fn(T) -> Result<T, String>) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    check(T::deserialize(d)?)
+        .map(Some)
+        .map_err(de::Error::custom)
+}
+
+pub mod duration {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        parsed(
+            d,
+            "a duration string such as \"1s\" or \"500ms\"",
+            cli::parse_duration,
+        )
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => s.serialize_str(&cli::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+pub mod capture_kind {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CaptureKind>, D::Error> {
+        parsed(d, "\"xdp\" or \"af-packet\"", cli::parse_capture_kind)
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<CaptureKind>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(k) => s.serialize_str(k.name()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+pub mod xdp_mode {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<XdpMode>, D::Error> {
+        parsed(d, "\"native\" or \"skb\"", cli::parse_xdp_mode)
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<XdpMode>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(m) => s.collect_str(m),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// A list of queues or CPUs: a string as on the command line (`"0-3"`, `"0,2"`) or an array
+/// of integers (`[0, 2]`).
+pub mod list {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NumberList>, D::Error> {
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = NumberList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list such as \"0-3\", \"0,2\" or [0, 2]")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NumberList, E> {
+                cli::parse_list(v).map_err(E::custom)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NumberList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(n) = seq.next_element::<u32>()? {
+                    out.push(n);
+                }
+                if out.is_empty() {
+                    return Err(de::Error::custom("empty list"));
+                }
+                Ok(NumberList(out))
+            }
+        }
+        d.deserialize_any(List).map(Some)
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<NumberList>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(list) => {
+                let mut seq = s.serialize_seq(Some(list.0.len()))?;
+                for n in &list.0 {
+                    seq.serialize_element(n)?;
+                }
+                seq.end()
+            }
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// A worker count within the command line's range.
+pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    checked(d, cli::check_workers)
+}
+
+/// An AF_XDP ring size (a power of two in range).
+pub fn ring_frames<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    checked(d, cli::check_ring_frames)
+}
+
+/// A flow-table size of at least one.
+pub fn max_flows<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    checked(d, cli::check_max_flows)
+}
