@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::{exit, GenArgs};
 use crate::gen::{scenario::Scenario, write_frames, write_truth_lines};
-use crate::transmit::{self, FrameBook, Pace, PacketRing, Transmit};
+use crate::transmit::{self, FrameBook, Pace, PacketRing, Transmit, TxError, XskTx};
 
 /// TX ring slots: a few ms of frames at the rates a veth reaches.
 const TX_RING_FRAMES: usize = 4096;
@@ -47,7 +47,21 @@ fn send(args: &GenArgs, iface: &str, book: &FrameBook) -> i32 {
         }
         _ => Pace::Scenario { speed: 1.0 },
     };
-    let mut tx = match PacketRing::open(iface, TX_RING_FRAMES) {
+    let xdp = || XskTx::open(iface, args.tx_queue, TX_RING_FRAMES as u32);
+    let packet = || PacketRing::open(iface, TX_RING_FRAMES);
+    let opened: Result<Box<dyn Transmit>, _> = match args.tx.as_str() {
+        "xdp" => xdp().map(|t| Box::new(t) as _),
+        "packet" => packet().map(|t| Box::new(t) as _),
+        _ => match xdp() {
+            Ok(t) => Ok(Box::new(t) as _),
+            Err(e @ TxError::InterfaceMissing { .. }) => Err(e),
+            Err(e) => {
+                eprintln!("tcpulse: AF_XDP transmit unavailable ({e}); using AF_PACKET");
+                packet().map(|t| Box::new(t) as _)
+            }
+        },
+    };
+    let mut tx = match opened {
         Ok(tx) => tx,
         Err(e) => {
             eprintln!("tcpulse: {e}");
@@ -61,12 +75,12 @@ fn send(args: &GenArgs, iface: &str, book: &FrameBook) -> i32 {
         tx.describe()
     );
     let stop = AtomicBool::new(false);
-    match transmit::send(&mut tx, book, pace, args.loops, args.burst, &stop) {
+    match transmit::send(tx.as_mut(), book, pace, args.loops, args.burst, &stop) {
         Ok(r) => {
             let stats = tx.stats();
             eprintln!(
                 "tcpulse: sent {} frames ({} bytes) in {:.3} s: {:.0} frames/s, {} send calls, \
-                 ring full {} times, pacing late by at most {} us",
+                 ring full {} times, batches late by at most {} us",
                 r.frames,
                 r.bytes,
                 r.seconds,

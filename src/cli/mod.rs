@@ -93,6 +93,13 @@ pub struct GenArgs {
     /// scenario's times unless --pps, --topspeed or --speed say otherwise.
     #[arg(long)]
     pub send: Option<String>,
+    /// How to send: `xdp` (AF_XDP in copy mode on one TX queue, see --tx-queue; the fastest),
+    /// `packet` (AF_PACKET TX ring, any interface), or `auto`: xdp, else packet.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "xdp", "packet"], requires = "send")]
+    pub tx: String,
+    /// The TX queue AF_XDP sends on (a veth peer receives on the RX queue of that number).
+    #[arg(long, default_value_t = 0, requires = "send")]
+    pub tx_queue: u32,
     /// Send at this many frames per second.
     #[arg(long, requires = "send")]
     pub pps: Option<u64>,

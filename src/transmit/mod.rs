@@ -2,7 +2,8 @@
 //! (the veth lab; kernels without pktgen).
 //!
 //! - [`Transmit`]: a batch sender. [`PacketRing`] (AF_PACKET TX ring, qdisc bypassed) works on
-//!   any interface with CAP_NET_RAW.
+//!   any interface with CAP_NET_RAW; [`XskTx`] (AF_XDP, copy mode, one TX queue chosen by
+//!   the caller) puts traffic on chosen queues.
 //! - [`FrameBook`]: frames serialised once into one buffer with their scenario times, so
 //!   sending is copying into the ring and nothing else.
 //! - [`send`]: the loop — frames in time order, paced to a packet rate, to the scenario's own
@@ -11,6 +12,7 @@
 mod book;
 mod pace;
 mod packet_ring;
+mod xsk;
 
 use std::fmt;
 use std::io;
@@ -18,6 +20,7 @@ use std::io;
 pub use book::FrameBook;
 pub use pace::{send, Pace, SendReport};
 pub use packet_ring::PacketRing;
+pub use xsk::XskTx;
 
 /// Counts of one transmitter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
