@@ -5,9 +5,11 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::sync::atomic::AtomicBool;
 
+use crate::capture::PcapWriter;
+
 use super::{exit, GenArgs};
 use crate::gen::{scenario::Scenario, write_frames, write_truth_lines};
-use crate::transmit::{self, FrameBook, Pace, PacketRing, Transmit, TxError, XskTx};
+use crate::transmit::{self, FrameBook, Pace, PacketRing, Spread, Transmit, TxError, XskTx};
 
 /// TX ring slots: a few ms of frames at the rates a veth reaches.
 const TX_RING_FRAMES: usize = 4096;
@@ -31,7 +33,18 @@ pub fn run(args: &GenArgs) -> i32 {
         }
     }
     match &args.send {
-        Some(iface) => send(args, iface, &FrameBook::from_stamped(&generated.frames)),
+        Some(iface) => {
+            let spread = match args.tx_spread.as_str() {
+                "direction" => Spread::Direction,
+                _ => Spread::Flow,
+            };
+            let queues = u16::try_from(args.tx_queues.0.len()).unwrap_or(u16::MAX);
+            send(
+                args,
+                iface,
+                &FrameBook::from_stamped(&generated.frames, queues, spread),
+            )
+        }
         None => exit::OK,
     }
 }
@@ -47,17 +60,28 @@ fn send(args: &GenArgs, iface: &str, book: &FrameBook) -> i32 {
         }
         _ => Pace::Scenario { speed: 1.0 },
     };
-    let xdp = || XskTx::open(iface, args.tx_queue, TX_RING_FRAMES as u32);
-    let packet = || PacketRing::open(iface, TX_RING_FRAMES);
-    let opened: Result<Box<dyn Transmit>, _> = match args.tx.as_str() {
-        "xdp" => xdp().map(|t| Box::new(t) as _),
-        "packet" => packet().map(|t| Box::new(t) as _),
+    let queues = &args.tx_queues.0;
+    let xdp = || -> Result<Vec<Box<dyn Transmit>>, TxError> {
+        queues
+            .iter()
+            .map(|&q| XskTx::open(iface, q, TX_RING_FRAMES as u32).map(|t| Box::new(t) as _))
+            .collect()
+    };
+    let packet = || -> Result<Vec<Box<dyn Transmit>>, TxError> {
+        if queues.len() > 1 {
+            eprintln!("tcpulse: AF_PACKET cannot choose TX queues; sending on one socket");
+        }
+        Ok(vec![Box::new(PacketRing::open(iface, TX_RING_FRAMES)?)])
+    };
+    let opened = match args.tx.as_str() {
+        "xdp" => xdp(),
+        "packet" => packet(),
         _ => match xdp() {
-            Ok(t) => Ok(Box::new(t) as _),
+            Ok(t) => Ok(t),
             Err(e @ TxError::InterfaceMissing { .. }) => Err(e),
             Err(e) => {
                 eprintln!("tcpulse: AF_XDP transmit unavailable ({e}); using AF_PACKET");
-                packet().map(|t| Box::new(t) as _)
+                packet()
             }
         },
     };
@@ -68,16 +92,42 @@ fn send(args: &GenArgs, iface: &str, book: &FrameBook) -> i32 {
             return exit::CAPTURE_SETUP;
         }
     };
-    eprintln!(
-        "tcpulse: sending {} frames x {} on {}",
-        book.len(),
-        args.loops,
-        tx.describe()
-    );
+    for t in &tx {
+        eprintln!("tcpulse: sending on {}", t.describe());
+    }
+    eprintln!("tcpulse: {} frames x {} loops", book.len(), args.loops);
     let stop = AtomicBool::new(false);
-    match transmit::send(tx.as_mut(), book, pace, args.loops, args.burst, &stop) {
+    let mut log = match &args.sent {
+        Some(path) => match File::create(path)
+            .and_then(|f| PcapWriter::new(BufWriter::with_capacity(1 << 20, f), 1, true))
+        {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("tcpulse: cannot write {}: {e}", path.display());
+                return exit::OUTPUT_FAILED;
+            }
+        },
+        None => None,
+    };
+    let mut log_error = None;
+    let mut record = |at: u64, frames: &[&[u8]]| {
+        if let Some(w) = log.as_mut() {
+            for f in frames {
+                if let Err(e) = w.write_frame(at, f) {
+                    log_error.get_or_insert(e);
+                }
+            }
+        }
+    };
+    let on_sent: Option<transmit::OnSent<'_>> = args.sent.as_ref().map(|_| &mut record as _);
+    let result = transmit::send(&mut tx, book, pace, args.loops, args.burst, &stop, on_sent);
+    if let Some(e) = log_error.or_else(|| log.as_mut().and_then(|w| w.flush().err())) {
+        eprintln!("tcpulse: cannot write the sent log: {e}");
+        return exit::OUTPUT_FAILED;
+    }
+    match result {
         Ok(r) => {
-            let stats = tx.stats();
+            let syscalls: u64 = tx.iter().map(|t| t.stats().syscalls).sum();
             eprintln!(
                 "tcpulse: sent {} frames ({} bytes) in {:.3} s: {:.0} frames/s, {} send calls, \
                  ring full {} times, batches late by at most {} us",
@@ -85,7 +135,7 @@ fn send(args: &GenArgs, iface: &str, book: &FrameBook) -> i32 {
                 r.bytes,
                 r.seconds,
                 r.pps(),
-                stats.syscalls,
+                syscalls,
                 r.ring_full,
                 r.max_late_ns / 1000
             );

@@ -93,13 +93,24 @@ pub struct GenArgs {
     /// scenario's times unless --pps, --topspeed or --speed say otherwise.
     #[arg(long)]
     pub send: Option<String>,
-    /// How to send: `xdp` (AF_XDP in copy mode on one TX queue, see --tx-queue; the fastest),
-    /// `packet` (AF_PACKET TX ring, any interface), or `auto`: xdp, else packet.
+    /// How to send: `xdp` (AF_XDP in copy mode on chosen TX queues, see --tx-queues; the
+    /// fastest), `packet` (AF_PACKET TX ring, any interface, the kernel picks the queue), or
+    /// `auto`: xdp, else packet.
     #[arg(long, default_value = "auto", value_parser = ["auto", "xdp", "packet"], requires = "send")]
     pub tx: String,
-    /// The TX queue AF_XDP sends on (a veth peer receives on the RX queue of that number).
-    #[arg(long, default_value_t = 0, requires = "send")]
-    pub tx_queue: u32,
+    /// TX queues AF_XDP sends on, e.g. `0-1` (a veth peer receives on the RX queue of the same
+    /// number); frames are spread over them by --tx-spread.
+    #[arg(long, default_value = "0", value_parser = parse_list, requires = "send")]
+    pub tx_queues: NumberList,
+    /// With several TX queues: `flow` keeps each connection on one queue (symmetric RSS),
+    /// `direction` puts each connection's two directions on different queues (asymmetric RSS).
+    #[arg(long, default_value = "flow", value_parser = ["flow", "direction"], requires = "send")]
+    pub tx_spread: String,
+    /// Also write what was sent to this pcap, each frame stamped with the time just before its
+    /// send call: the reference for comparing a live monitor's timings (taps on the sending
+    /// interface do not see AF_XDP or qdisc-bypassing sends).
+    #[arg(long, requires = "send")]
+    pub sent: Option<PathBuf>,
     /// Send at this many frames per second.
     #[arg(long, requires = "send")]
     pub pps: Option<u64>,

@@ -17,8 +17,8 @@ mod xsk;
 use std::fmt;
 use std::io;
 
-pub use book::FrameBook;
-pub use pace::{send, Pace, SendReport};
+pub use book::{FrameBook, Spread};
+pub use pace::{send, OnSent, Pace, SendReport};
 pub use packet_ring::PacketRing;
 pub use xsk::XskTx;
 
