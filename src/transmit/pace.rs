@@ -227,7 +227,7 @@ mod tests {
         b
     }
 
-    const GO: AtomicBool = AtomicBool::new(false);
+    static GO: AtomicBool = AtomicBool::new(false);
 
     #[test]
     fn every_frame_goes_once_in_order_across_loops_and_full_rings() {
