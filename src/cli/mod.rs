@@ -105,6 +105,11 @@ pub struct RunArgs {
     #[arg(long, default_value = "xdp", value_parser = parse_capture_kind)]
     pub capture: CaptureKind,
 
+    /// With `--capture af-packet`: how many rings (and capture threads) share the traffic, each
+    /// connection on one of them (default: one per RX queue of the interface).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: Option<u32>,
+
     /// XDP attach mode: `native` (in the driver) or `skb` (generic, any interface).
     #[arg(long, default_value = "native", value_parser = parse_xdp_mode)]
     pub xdp_mode: crate::capture::xdp::XdpMode,
