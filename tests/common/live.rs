@@ -87,16 +87,21 @@ pub struct Monitor {
 
 impl Monitor {
     pub fn start(lab: &Lab, extra: &[&str]) -> Monitor {
+        Monitor::start_on(&lab.mon(), &lab.mon_if(), extra)
+    }
+
+    /// `tcpulse run --iface IFACE` in namespace `ns`.
+    pub fn start_on(ns: &str, iface: &str, extra: &[&str]) -> Monitor {
         let mut child = Command::new("ip")
             .args([
                 "netns",
                 "exec",
-                &lab.mon(),
+                ns,
                 env!("CARGO_BIN_EXE_tcpulse"),
                 "run",
                 "--iface",
             ])
-            .arg(lab.mon_if())
+            .arg(iface)
             .args(["--flows", "-", "--interval", "1s"])
             .args(extra)
             .stdout(Stdio::piped())

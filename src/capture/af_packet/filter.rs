@@ -4,9 +4,10 @@
 //!
 //! The filter sees the frame as the socket will: on receive the kernel has already moved the
 //! outermost VLAN tag into the packet's metadata, so a frame tagged once on the wire looks
-//! untagged here and a QinQ frame shows its inner tag. IPv6 with an extension header in front of
-//! TCP is accepted without walking the chain (classic BPF has no loops); the decoder counts the
-//! few that turn out not to be TCP as `non_tcp`.
+//! untagged here and a QinQ frame shows its inner tag. IPv6 is followed through one extension
+//! header (hop-by-hop, routing, fragment, destination options): TCP behind two or more is not
+//! captured (classic BPF has no loops; such packets are rare, and tcpulse's XDP program, which
+//! walks the chain, is the choice where they matter).
 
 /// `struct sock_filter` (linux/filter.h).
 #[repr(C)]
@@ -39,6 +40,7 @@ const ETHERTYPE_IPV6: u32 = 0x86dd;
 const TAG_TYPES: [u32; 3] = [0x8100, 0x88a8, 0x9100];
 const IPV4_PROTOCOL: u32 = 9;
 const IPV6_NEXT_HEADER: u32 = 6;
+const IPV6_HEADER_LEN: u32 = 40;
 const PROTO_TCP: u32 = 6;
 /// Hop-by-hop, routing, fragment, destination options: may precede TCP.
 const IPV6_EXTENSIONS: [u32; 4] = [0, 43, 44, 60];
@@ -115,10 +117,12 @@ fn assemble(prog: &[Asm]) -> Option<Vec<SockFilter>> {
 pub fn tcp_only() -> Vec<SockFilter> {
     const ACCEPT: usize = 0;
     const DROP: usize = 1;
-    // Labels per depth d (tags in the frame): 2 + 3d = ethertype, +1 = IPv4, +2 = IPv6.
-    let ethertype = |d: u32| 2 + 3 * d as usize;
+    // Labels per depth d (tags in the frame): 2 + 4d = ethertype, +1 = IPv4, +2 = IPv6,
+    // +3 = after one IPv6 extension header.
+    let ethertype = |d: u32| 2 + 4 * d as usize;
     let v4 = |d: u32| ethertype(d) + 1;
     let v6 = |d: u32| ethertype(d) + 2;
+    let ext = |d: u32| ethertype(d) + 3;
     let mut p = Vec::new();
     for d in 0..=MAX_TAGS {
         let type_at = ETH_TYPE + TAG_LEN * d;
@@ -142,9 +146,13 @@ pub fn tcp_only() -> Vec<SockFilter> {
         p.push(Asm::LoadByte(l3 + IPV6_NEXT_HEADER));
         p.push(Asm::JumpIfEq(PROTO_TCP, To::Label(ACCEPT), To::Next));
         for e in IPV6_EXTENSIONS {
-            p.push(Asm::JumpIfEq(e, To::Label(ACCEPT), To::Next));
+            p.push(Asm::JumpIfEq(e, To::Label(ext(d)), To::Next));
         }
         p.push(Asm::Ret(0));
+        // Every one of these headers starts with its next-header byte.
+        p.push(Asm::Label(ext(d)));
+        p.push(Asm::LoadByte(l3 + IPV6_HEADER_LEN));
+        p.push(Asm::JumpIfEq(PROTO_TCP, To::Label(ACCEPT), To::Label(DROP)));
     }
     p.push(Asm::Label(DROP));
     p.push(Asm::Ret(0));
@@ -214,6 +222,10 @@ mod tests {
     }
 
     fn frame(tags: &[u16], ethertype: u16, proto_at: usize, proto: u8) -> Vec<u8> {
+        frame_with(tags, ethertype, &[(proto_at, proto)])
+    }
+
+    fn frame_with(tags: &[u16], ethertype: u16, bytes: &[(usize, u8)]) -> Vec<u8> {
         let mut f = vec![0u8; 12];
         for &t in tags {
             f.extend_from_slice(&t.to_be_bytes());
@@ -221,7 +233,9 @@ mod tests {
         }
         f.extend_from_slice(&ethertype.to_be_bytes());
         let mut l3 = vec![0u8; 60];
-        l3[proto_at] = proto;
+        for &(at, b) in bytes {
+            l3[at] = b;
+        }
         f.extend_from_slice(&l3);
         f
     }
@@ -239,7 +253,20 @@ mod tests {
         for tags in [&[][..], &[0x8100], &[0x88a8, 0x8100], &[0x9100, 0x8100]] {
             assert_eq!(run(&p, &frame(tags, 0x0800, 9, 6)), KEEP_ALL, "{tags:x?}");
             assert_eq!(run(&p, &frame(tags, 0x86dd, 6, 6)), KEEP_ALL, "{tags:x?}");
-            assert_eq!(run(&p, &frame(tags, 0x86dd, 6, 0)), KEEP_ALL, "hop-by-hop");
+            let v6_ext = |ext: u8, next: u8| frame_with(tags, 0x86dd, &[(6, ext), (40, next)]);
+            for ext in [0, 43, 44, 60] {
+                assert_eq!(
+                    run(&p, &v6_ext(ext, 6)),
+                    KEEP_ALL,
+                    "TCP after {ext} {tags:x?}"
+                );
+            }
+            assert_eq!(run(&p, &v6_ext(0, 58)), 0, "MLD after hop-by-hop {tags:x?}");
+            assert_eq!(
+                run(&p, &v6_ext(0, 60)),
+                0,
+                "two extension headers {tags:x?}"
+            );
             assert_eq!(run(&p, &frame(tags, 0x0800, 9, 17)), 0, "UDP {tags:x?}");
             assert_eq!(run(&p, &frame(tags, 0x86dd, 6, 58)), 0, "ICMPv6 {tags:x?}");
             assert_eq!(run(&p, &frame(tags, 0x0806, 9, 6)), 0, "ARP {tags:x?}");

@@ -20,8 +20,13 @@ mod socket;
 
 pub use queue::AfPacketQueue;
 
-/// Settings of [`AfPacketQueue::open`]. The defaults suit a busy 10 Gb/s link; memory is
-/// `block_size × block_count` per ring, allocated by the kernel at open.
+/// Settings of [`AfPacketQueue::open`]. Memory is `block_size × block_count` per ring (32 MiB by
+/// default), allocated by the kernel at open.
+///
+/// The kernel hands a block over when it is full or `retire_ms` after its first frame, so on a
+/// quiet link each block carries only a few frames: the ring then holds
+/// `block_count × retire_ms` of traffic (512 ms by default) before a stalled reader loses frames,
+/// and on a busy link `block_size × block_count` bytes. Many small blocks serve both.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AfPacketOptions {
     /// Bytes per ring block: a power of two, 64 KiB to 64 MiB. A frame larger than a block
@@ -44,8 +49,8 @@ pub struct AfPacketOptions {
 impl Default for AfPacketOptions {
     fn default() -> Self {
         AfPacketOptions {
-            block_size: 1 << 20,
-            block_count: 32,
+            block_size: 256 << 10,
+            block_count: 128,
             frame_size: 2048,
             retire_ms: 4,
             promiscuous: false,
