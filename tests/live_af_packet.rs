@@ -494,10 +494,22 @@ fn xdp_on_a_tc_mirred_copy_equals_offline_analysis() {
     sh(&["ip", "link", "set", &tap, "up"]);
     sh(&["tc", "qdisc", "add", "dev", &mon_if, "clsact"]);
     for dir in ["ingress", "egress"] {
-        sh(&[
-            "tc", "filter", "add", "dev", &mon_if, dir, "matchall", "action", "mirred", "egress",
-            "mirror", "dev", &mirror,
-        ]);
+        let mirror_all = |classifier: &[&str]| {
+            Command::new("ip")
+                .args([
+                    "netns", "exec", &mon, "tc", "filter", "add", "dev", &mon_if, dir,
+                ])
+                .args(classifier)
+                .args(["action", "mirred", "egress", "mirror", "dev", &mirror])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        // The documented matchall form; the u32 form where the kernel lacks cls_matchall.
+        assert!(
+            mirror_all(&["matchall"])
+                || mirror_all(&["protocol", "all", "u32", "match", "u32", "0", "0"]),
+            "tc mirred {dir}"
+        );
     }
     let pcap = generate("pm", 100, 24);
     let handshake = common::shared_pcaps().join("chrissanders_tcp_handshake.pcapng");
