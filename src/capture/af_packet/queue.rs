@@ -85,8 +85,9 @@ impl AfPacketQueue {
     /// [`LiveError::InterfaceMissing`], [`LiveError::AfPacketSocket`] naming the refused call.
     ///
     /// # Minimum kernel version
-    /// 4.4 (TPACKET_V3 with fanout, PACKET_FANOUT_FLAG_UNIQUEID); a symmetric fanout hash for
-    /// IPv4 needs the 2022 fix of the flow hash (6.0, and stable kernels since).
+    /// 6.0 (or a stable kernel with the same fix): before the 2022 fix of the symmetric flow
+    /// hash, some IPv4 address pairs hashed to different rings per direction. The socket
+    /// options used (TPACKET_V3, PACKET_FANOUT_FLAG_UNIQUEID) are older.
     pub fn open(
         iface: &str,
         member: u32,
