@@ -45,8 +45,9 @@ pub enum Command {
     /// (handshake legs, retransmissions of each kind, zero windows, teardowns, IPv6, VLAN),
     /// and the ground truth per connection as JSON lines.
     Gen(GenArgs),
-    /// Capture live on an interface (AF_XDP, one socket per RX queue) and write interval
-    /// records (and flow records with --flows) until stopped.
+    /// Capture live on an interface (AF_XDP, one socket per RX queue; or AF_PACKET rings that
+    /// leave the host its frames, with --capture af-packet) and write interval records (and
+    /// flow records with --flows) until stopped.
     Run(RunArgs),
 }
 
@@ -84,7 +85,7 @@ pub struct AnalyzeArgs {
     pub progress: Option<bool>,
 }
 
-/// Capture on a live interface with AF_XDP, one socket per RX queue.
+/// Capture on a live interface: AF_XDP, one socket per RX queue, or AF_PACKET rings.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Interface to capture on (in the current network namespace).
