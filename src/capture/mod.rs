@@ -4,8 +4,11 @@
 //! - [`pcap_file`]: zero-copy reading of pcap and pcapng files (format from the magic number).
 //! - [`pcap_writer`]: writing pcap and pcapng, for saved samples and for tests.
 //! - [`xdp`]: live capture from a network interface with AF_XDP and tcpulse's XDP program.
+//! - [`af_packet`]: live capture through TPACKET_V3 rings in a fanout group; the host keeps
+//!   every frame.
 //! - [`live`]: the [`LiveQueue`] interface `tcpulse run` reads every live source through.
 
+pub mod af_packet;
 pub mod live;
 pub mod pcap_file;
 pub mod pcap_writer;

@@ -48,8 +48,9 @@ pub enum Command {
     /// (handshake legs, retransmissions of each kind, zero windows, teardowns, IPv6, VLAN),
     /// and the ground truth per connection as JSON lines.
     Gen(GenArgs),
-    /// Capture live on an interface (AF_XDP, one socket per RX queue) and write interval
-    /// records (and flow records with --flows) until stopped.
+    /// Capture live on an interface (AF_XDP, one socket per RX queue; or AF_PACKET rings that
+    /// leave the host its frames, with --capture af-packet) and write interval records (and
+    /// flow records with --flows) until stopped.
     Run(RunArgs),
     /// Check configuration files, or show the configuration one resolves to (docs/config.md).
     #[command(subcommand)]
@@ -147,7 +148,7 @@ pub struct AnalyzeArgs {
     pub progress: Option<bool>,
 }
 
-/// Capture on a live interface with AF_XDP, one socket per RX queue.
+/// Capture on a live interface: AF_XDP, one socket per RX queue, or AF_PACKET rings.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Interface to capture on (in the current network namespace). Required unless the
@@ -179,6 +180,11 @@ pub struct RunArgs {
     /// fanout group: the host still receives every frame, for busy gateways).
     #[arg(long, default_value = "xdp", value_parser = parse_capture_kind)]
     pub capture: CaptureKind,
+
+    /// With `--capture af-packet`: how many rings (and capture threads) share the traffic, each
+    /// connection on one of them (default: one per RX queue of the interface).
+    #[arg(long, value_parser = |t: &str| t.parse().map_err(|_| format!("`{t}`: a number")).and_then(check_threads))]
+    pub threads: Option<u32>,
 
     /// XDP attach mode: `native` (in the driver) or `skb` (generic, any interface).
     #[arg(long, default_value = "native", value_parser = parse_xdp_mode)]
@@ -384,6 +390,15 @@ pub fn check_ring_frames(n: u32) -> Result<u32, String> {
         Ok(n)
     } else {
         Err(format!("`{n}`: a power of two from 64 to 1048576"))
+    }
+}
+
+/// AF_PACKET rings of one run: 1 to 256.
+pub fn check_threads(n: u32) -> Result<u32, String> {
+    if (1..=256).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("`{n}`: from 1 to 256"))
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::output::Pipeline;
 use super::{exit, CaptureKind, RunArgs};
+use crate::capture::af_packet::{AfPacketOptions, AfPacketQueue};
 use crate::capture::xdp::{rx_queue_count, LiveError, XdpOptions, XdpQueue};
 use crate::capture::{LiveQueue, QueueDrops};
 use crate::decode::LinkType;
@@ -123,6 +124,13 @@ pub fn run(args: &RunArgs) -> i32 {
 fn open_queues(args: &RunArgs, queues: &[u32]) -> Result<Vec<Box<dyn LiveQueue>>, LiveError> {
     match args.capture {
         CaptureKind::Xdp => {
+            if args.threads.is_some() {
+                return Err(LiveError::Options {
+                    detail: "--threads sets the number of AF_PACKET rings; with AF_XDP there is \
+                             one socket per RX queue (--queues)"
+                        .into(),
+                });
+            }
             let opts = XdpOptions {
                 mode: args.xdp_mode,
                 promiscuous: args.promisc,
@@ -134,9 +142,24 @@ fn open_queues(args: &RunArgs, queues: &[u32]) -> Result<Vec<Box<dyn LiveQueue>>
                 .map(|&q| XdpQueue::open(&args.iface, q, &opts).map(|s| Box::new(s) as _))
                 .collect()
         }
-        CaptureKind::AfPacket => Err(LiveError::Options {
-            detail: "--capture af-packet is not available in this build".into(),
-        }),
+        CaptureKind::AfPacket => {
+            if args.queues.is_some() {
+                return Err(LiveError::AfPacketOptions {
+                    detail: "--queues names AF_XDP RX queues; AF_PACKET rings share all the \
+                             interface's traffic: set their number with --threads N"
+                        .into(),
+                });
+            }
+            // Without --threads, `queues` is every RX queue of the interface: one ring each.
+            let members = args.threads.map_or(queues.len(), |n| n as usize).max(1);
+            let opts = AfPacketOptions {
+                promiscuous: args.promisc,
+                ..AfPacketOptions::default()
+            };
+            (0..members as u32)
+                .map(|m| AfPacketQueue::open(&args.iface, m, &opts).map(|s| Box::new(s) as _))
+                .collect()
+        }
     }
 }
 

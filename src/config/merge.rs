@@ -27,6 +27,7 @@ impl Config {
         overlay(&mut args.queues, c.queues.map(Some), cli, "queues");
         overlay(&mut args.cpus, c.cpus.map(Some), cli, "cpus");
         overlay(&mut args.xdp_mode, c.xdp_mode, cli, "xdp_mode");
+        overlay(&mut args.threads, c.threads.map(Some), cli, "threads");
         overlay(&mut args.ring_frames, c.ring_frames, cli, "ring_frames");
         overlay(&mut args.promisc, c.promisc, cli, "promisc");
         overlay(&mut args.duration, c.duration.map(Some), cli, "duration");
@@ -73,6 +74,7 @@ impl Config {
                 queues: args.queues.clone(),
                 cpus: args.cpus.clone(),
                 xdp_mode: Some(args.xdp_mode),
+                threads: args.threads,
                 ring_frames: Some(args.ring_frames),
                 promisc: Some(args.promisc),
                 duration: args.duration,
@@ -127,6 +129,7 @@ mod tests {
         queues = "0-3"
         cpus = [4, 5, 6, 7]
         xdp_mode = "skb"
+        threads = 3
         ring_frames = 4096
         promisc = true
         duration = "90s"
@@ -207,6 +210,7 @@ mod tests {
             "--queues=1",
             "--cpus=2",
             "--xdp-mode=native",
+            "--threads=2",
             "--ring-frames=65536",
             "--duration=5s",
             "--interval=2s",
@@ -227,6 +231,7 @@ mod tests {
             queues = [1]
             cpus = [2]
             xdp_mode = "native"
+            threads = 2
             ring_frames = 65536
             promisc = true
             duration = "5s"

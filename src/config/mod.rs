@@ -63,6 +63,14 @@ pub struct Capture {
         skip_serializing_if = "Option::is_none"
     )]
     pub xdp_mode: Option<XdpMode>,
+    /// With `capture = "af-packet"`: rings (and capture threads) sharing the traffic, 1 to 256
+    /// (`--threads`). Default: one per RX queue of the interface.
+    #[serde(
+        default,
+        deserialize_with = "value::threads",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub threads: Option<u32>,
     /// Frames each AF_XDP queue's UMEM and rings hold, a power of two from 64 to 1048576
     /// (`--ring-frames`). Default 16384.
     #[serde(

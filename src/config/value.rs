@@ -143,6 +143,11 @@ pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error>
     checked(d, cli::check_workers)
 }
 
+/// A count of AF_PACKET rings, 1 to 256.
+pub fn threads<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    checked(d, cli::check_threads)
+}
+
 /// An AF_XDP ring size (a power of two in range).
 pub fn ring_frames<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     checked(d, cli::check_ring_frames)

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary, read its JSON lines.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -49,6 +49,14 @@ pub enum LiveError {
     Options { detail: String },
     /// Any other system call failure, with what was being done.
     Io { context: String, source: io::Error },
+    /// AF_PACKET capture options that cannot work (ring sizes, flags that belong to AF_XDP).
+    AfPacketOptions { detail: String },
+    /// An AF_PACKET ring socket could not be set up (fanout member `member` of the run).
+    AfPacketSocket {
+        iface: String,
+        member: u32,
+        detail: String,
+    },
 }
 
 impl LiveError {
@@ -125,6 +133,14 @@ impl fmt::Display for LiveError {
             } => write!(f, "{iface} queue {queue}: AF_XDP socket failed: {detail}"),
             LiveError::Options { detail } => write!(f, "invalid XDP capture options: {detail}"),
             LiveError::Io { context, source } => write!(f, "{context}: {source}"),
+            LiveError::AfPacketOptions { detail } => {
+                write!(f, "invalid AF_PACKET capture options: {detail}")
+            }
+            LiveError::AfPacketSocket {
+                iface,
+                member,
+                detail,
+            } => write!(f, "{iface} AF_PACKET ring {member}: {detail}"),
         }
     }
 }

@@ -1,0 +1,294 @@
+//! The classic BPF socket filter (SO_ATTACH_FILTER) of the AF_PACKET rings: TCP over IPv4 or
+//! IPv6, untagged or behind up to two VLAN tags left in the frame, everything else stays out of
+//! the ring (the host's stack gets it either way).
+//!
+//! The filter sees the frame as the socket will: on receive the kernel has already moved the
+//! outermost VLAN tag into the packet's metadata, so a frame tagged once on the wire looks
+//! untagged here and a QinQ frame shows its inner tag. IPv6 is followed through one extension
+//! header (hop-by-hop, routing, fragment, destination options): TCP behind two or more is not
+//! captured (classic BPF has no loops; such packets are rare, and tcpulse's XDP program, which
+//! walks the chain, is the choice where they matter).
+
+/// `struct sock_filter` (linux/filter.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockFilter {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+/// Opcodes used here (linux/bpf_common.h).
+mod op {
+    /// Load a half word / byte at an absolute offset into A (out of range: the filter drops).
+    pub const LDH_ABS: u16 = 0x28;
+    pub const LDB_ABS: u16 = 0x30;
+    /// Jump if A == k.
+    pub const JEQ_K: u16 = 0x15;
+    /// Return k: the number of bytes to keep, 0 to drop.
+    pub const RET_K: u16 = 0x06;
+}
+
+/// Keep the whole frame (the kernel caps it at what the ring can hold).
+const KEEP_ALL: u32 = 0x0004_0000;
+
+const ETH_TYPE: u32 = 12;
+const TAG_LEN: u32 = 4;
+const ETHERTYPE_IPV4: u32 = 0x0800;
+const ETHERTYPE_IPV6: u32 = 0x86dd;
+const TAG_TYPES: [u32; 3] = [0x8100, 0x88a8, 0x9100];
+const IPV4_PROTOCOL: u32 = 9;
+const IPV6_NEXT_HEADER: u32 = 6;
+const IPV6_HEADER_LEN: u32 = 40;
+const PROTO_TCP: u32 = 6;
+/// Hop-by-hop, routing, fragment, destination options: may precede TCP.
+const IPV6_EXTENSIONS: [u32; 4] = [0, 43, 44, 60];
+/// Tags left in the frame that the filter looks through.
+const MAX_TAGS: u32 = 2;
+
+/// A jump target while assembling.
+#[derive(Clone, Copy)]
+enum To {
+    Next,
+    Label(usize),
+}
+
+enum Asm {
+    LoadHalf(u32),
+    LoadByte(u32),
+    JumpIfEq(u32, To, To),
+    Ret(u32),
+    Label(usize),
+}
+
+/// Resolves labels into the relative forward offsets classic BPF wants. `None` when a jump
+/// goes backwards or further than 255 instructions (a bug in the program text, caught by the
+/// unit tests).
+fn assemble(prog: &[Asm]) -> Option<Vec<SockFilter>> {
+    let mut at = Vec::new();
+    let mut pc = 0usize;
+    for a in prog {
+        match a {
+            Asm::Label(l) => {
+                if at.len() <= *l {
+                    at.resize(*l + 1, usize::MAX);
+                }
+                at[*l] = pc;
+            }
+            _ => pc += 1,
+        }
+    }
+    let mut out = Vec::with_capacity(pc);
+    for a in prog {
+        let here = out.len();
+        let rel = |t: To| -> Option<u8> {
+            match t {
+                To::Next => Some(0),
+                To::Label(l) => {
+                    let target = *at.get(l)?;
+                    u8::try_from(target.checked_sub(here + 1)?).ok()
+                }
+            }
+        };
+        let ins = |code, k| SockFilter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        };
+        out.push(match *a {
+            Asm::Label(_) => continue,
+            Asm::LoadHalf(k) => ins(op::LDH_ABS, k),
+            Asm::LoadByte(k) => ins(op::LDB_ABS, k),
+            Asm::Ret(k) => ins(op::RET_K, k),
+            Asm::JumpIfEq(k, t, f) => SockFilter {
+                code: op::JEQ_K,
+                jt: rel(t)?,
+                jf: rel(f)?,
+                k,
+            },
+        });
+    }
+    Some(out)
+}
+
+/// The TCP-only filter.
+pub fn tcp_only() -> Vec<SockFilter> {
+    const ACCEPT: usize = 0;
+    const DROP: usize = 1;
+    // Labels per depth d (tags in the frame): 2 + 4d = ethertype, +1 = IPv4, +2 = IPv6,
+    // +3 = after one IPv6 extension header.
+    let ethertype = |d: u32| 2 + 4 * d as usize;
+    let v4 = |d: u32| ethertype(d) + 1;
+    let v6 = |d: u32| ethertype(d) + 2;
+    let ext = |d: u32| ethertype(d) + 3;
+    let mut p = Vec::new();
+    for d in 0..=MAX_TAGS {
+        let type_at = ETH_TYPE + TAG_LEN * d;
+        p.push(Asm::Label(ethertype(d)));
+        p.push(Asm::LoadHalf(type_at));
+        p.push(Asm::JumpIfEq(ETHERTYPE_IPV4, To::Label(v4(d)), To::Next));
+        p.push(Asm::JumpIfEq(ETHERTYPE_IPV6, To::Label(v6(d)), To::Next));
+        if d < MAX_TAGS {
+            for t in TAG_TYPES {
+                p.push(Asm::JumpIfEq(t, To::Label(ethertype(d + 1)), To::Next));
+            }
+        }
+        p.push(Asm::Ret(0));
+    }
+    for d in 0..=MAX_TAGS {
+        let l3 = ETH_TYPE + 2 + TAG_LEN * d;
+        p.push(Asm::Label(v4(d)));
+        p.push(Asm::LoadByte(l3 + IPV4_PROTOCOL));
+        p.push(Asm::JumpIfEq(PROTO_TCP, To::Label(ACCEPT), To::Label(DROP)));
+        p.push(Asm::Label(v6(d)));
+        p.push(Asm::LoadByte(l3 + IPV6_NEXT_HEADER));
+        p.push(Asm::JumpIfEq(PROTO_TCP, To::Label(ACCEPT), To::Next));
+        for e in IPV6_EXTENSIONS {
+            p.push(Asm::JumpIfEq(e, To::Label(ext(d)), To::Next));
+        }
+        p.push(Asm::Ret(0));
+        // Every one of these headers starts with its next-header byte.
+        p.push(Asm::Label(ext(d)));
+        p.push(Asm::LoadByte(l3 + IPV6_HEADER_LEN));
+        p.push(Asm::JumpIfEq(PROTO_TCP, To::Label(ACCEPT), To::Label(DROP)));
+    }
+    p.push(Asm::Label(DROP));
+    p.push(Asm::Ret(0));
+    p.push(Asm::Label(ACCEPT));
+    p.push(Asm::Ret(KEEP_ALL));
+    // The program text above is fixed; its jumps are checked by the tests.
+    assemble(&p).unwrap_or_else(|| {
+        vec![SockFilter {
+            code: op::RET_K,
+            jt: 0,
+            jf: 0,
+            k: KEEP_ALL,
+        }]
+    })
+}
+
+/// Every frame, whole (`capture_all`).
+pub fn accept_all() -> Vec<SockFilter> {
+    vec![SockFilter {
+        code: op::RET_K,
+        jt: 0,
+        jf: 0,
+        k: KEEP_ALL,
+    }]
+}
+
+/// No frame: installed before a socket is bound, until it has joined its fanout group, so it
+/// never queues a frame on its own that the group also delivers.
+pub fn drop_all() -> Vec<SockFilter> {
+    vec![SockFilter {
+        code: op::RET_K,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the subset of classic BPF the filters use, as the kernel would.
+    fn run(prog: &[SockFilter], frame: &[u8]) -> u32 {
+        let mut a = 0u32;
+        let mut pc = 0usize;
+        for _ in 0..prog.len() {
+            let ins = prog[pc];
+            let k = ins.k as usize;
+            match ins.code {
+                op::LDH_ABS => match frame.get(k..k + 2) {
+                    Some(b) => a = u32::from(u16::from_be_bytes([b[0], b[1]])),
+                    None => return 0,
+                },
+                op::LDB_ABS => match frame.get(k) {
+                    Some(&b) => a = u32::from(b),
+                    None => return 0,
+                },
+                op::JEQ_K => {
+                    pc += usize::from(if a == ins.k { ins.jt } else { ins.jf });
+                }
+                op::RET_K => return ins.k,
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+            pc += 1;
+        }
+        panic!("ran off the end");
+    }
+
+    fn frame(tags: &[u16], ethertype: u16, proto_at: usize, proto: u8) -> Vec<u8> {
+        frame_with(tags, ethertype, &[(proto_at, proto)])
+    }
+
+    fn frame_with(tags: &[u16], ethertype: u16, bytes: &[(usize, u8)]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        for &t in tags {
+            f.extend_from_slice(&t.to_be_bytes());
+            f.extend_from_slice(&[0, 5]);
+        }
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        let mut l3 = vec![0u8; 60];
+        for &(at, b) in bytes {
+            l3[at] = b;
+        }
+        f.extend_from_slice(&l3);
+        f
+    }
+
+    #[test]
+    fn the_program_assembles_and_fits() {
+        let p = tcp_only();
+        assert!(p.len() > 10 && p.len() < 100, "{} instructions", p.len());
+        assert_ne!(p, accept_all(), "assembly fell back");
+    }
+
+    #[test]
+    fn keeps_tcp_only_at_every_tag_depth() {
+        let p = tcp_only();
+        for tags in [&[][..], &[0x8100], &[0x88a8, 0x8100], &[0x9100, 0x8100]] {
+            assert_eq!(run(&p, &frame(tags, 0x0800, 9, 6)), KEEP_ALL, "{tags:x?}");
+            assert_eq!(run(&p, &frame(tags, 0x86dd, 6, 6)), KEEP_ALL, "{tags:x?}");
+            let v6_ext = |ext: u8, next: u8| frame_with(tags, 0x86dd, &[(6, ext), (40, next)]);
+            for ext in [0, 43, 44, 60] {
+                assert_eq!(
+                    run(&p, &v6_ext(ext, 6)),
+                    KEEP_ALL,
+                    "TCP after {ext} {tags:x?}"
+                );
+            }
+            assert_eq!(run(&p, &v6_ext(0, 58)), 0, "MLD after hop-by-hop {tags:x?}");
+            assert_eq!(
+                run(&p, &v6_ext(0, 60)),
+                0,
+                "two extension headers {tags:x?}"
+            );
+            assert_eq!(run(&p, &frame(tags, 0x0800, 9, 17)), 0, "UDP {tags:x?}");
+            assert_eq!(run(&p, &frame(tags, 0x86dd, 6, 58)), 0, "ICMPv6 {tags:x?}");
+            assert_eq!(run(&p, &frame(tags, 0x0806, 9, 6)), 0, "ARP {tags:x?}");
+        }
+        // Three tags left in the frame: beyond what the filter looks through.
+        assert_eq!(run(&p, &frame(&[0x88a8, 0x8100, 0x8100], 0x0800, 9, 6)), 0);
+    }
+
+    #[test]
+    fn runts_are_dropped() {
+        let p = tcp_only();
+        let f = frame(&[], 0x0800, 9, 6);
+        for len in 0..24 {
+            assert_eq!(run(&p, &f[..len]), 0, "{len} bytes");
+        }
+        assert_eq!(run(&accept_all(), &[]), KEEP_ALL);
+        assert_eq!(run(&drop_all(), &f), 0);
+    }
+
+    #[test]
+    fn backward_jumps_are_refused() {
+        let p = [Asm::Label(0), Asm::JumpIfEq(1, To::Label(0), To::Next)];
+        assert!(assemble(&p).is_none());
+    }
+}

@@ -1,0 +1,378 @@
+//! Helpers of the root end-to-end tests of `tcpulse run` (moved from tests/live.rs): a veth lab
+//! made by scripts/lab, a running monitor, replays, a reference capture on the sending end, and
+//! the comparisons of live records with offline analysis.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Live capture needs root (CI runs as root); elsewhere the test says it skipped.
+pub fn root_or_skip() -> bool {
+    if !is_root() {
+        eprintln!("skipped: live capture needs root");
+    }
+    is_root()
+}
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Two namespaces joined by a veth pair, made by scripts/lab, removed on drop.
+pub struct Lab {
+    pub name: String,
+}
+
+impl Lab {
+    pub fn up(tag: &str, queues: u32) -> Lab {
+        let name = format!("t{}{tag}", std::process::id() % 1_000_000);
+        let lab = Lab { name };
+        let out = Command::new(repo().join("scripts/lab"))
+            .args(["up", "--queues", &queues.to_string(), "--name", &lab.name])
+            .output()
+            .expect("run scripts/lab");
+        assert!(
+            out.status.success(),
+            "lab up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+    pub fn mon(&self) -> String {
+        format!("{}-mon", self.name)
+    }
+    pub fn gen(&self) -> String {
+        format!("{}-gen", self.name)
+    }
+    pub fn mon_if(&self) -> String {
+        format!("{}-m", self.name)
+    }
+    pub fn gen_if(&self) -> String {
+        format!("{}-g", self.name)
+    }
+
+    /// Nothing of tcpulse's stays attached to the monitored interface.
+    pub fn assert_no_xdp(&self) {
+        let links = Command::new("ip")
+            .args(["netns", "exec", &self.mon(), "ip", "-o", "link", "show"])
+            .output();
+        let text = links
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        assert!(!text.contains(" xdp"), "XDP program left attached: {text}");
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/lab"))
+            .args(["down", "--name", &self.name])
+            .output();
+    }
+}
+
+/// A running `tcpulse run` inside the monitor namespace, killed on drop if still running.
+pub struct Monitor {
+    pub child: Child,
+}
+
+impl Monitor {
+    pub fn start(lab: &Lab, extra: &[&str]) -> Monitor {
+        Monitor::start_on(&lab.mon(), &lab.mon_if(), extra)
+    }
+
+    /// `tcpulse run --iface IFACE` in namespace `ns`.
+    pub fn start_on(ns: &str, iface: &str, extra: &[&str]) -> Monitor {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                env!("CARGO_BIN_EXE_tcpulse"),
+                "run",
+                "--iface",
+            ])
+            .arg(iface)
+            .args(["--flows", "-", "--interval", "1s"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tcpulse run");
+        // Wait until every socket is bound before sending.
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[tcpulse] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.contains("capturing on") => break,
+                _ if Instant::now() > deadline => panic!("tcpulse run did not start"),
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Monitor { child }
+    }
+
+    /// SIGTERM, then the records it wrote and its exit code.
+    pub fn stop(mut self) -> (super::Run, i32) {
+        // SAFETY: kill with a valid pid and signal has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().expect("true"))
+            .wait_with_output()
+            .expect("wait tcpulse");
+        let code = out.status.code().unwrap_or(-1);
+        (super::parse_output(&out.stdout, String::new(), code), code)
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn replay(lab: &Lab, pcap: &Path) {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.gen(),
+            "tcpreplay",
+            "-q",
+            "-i",
+            &lab.gen_if(),
+        ])
+        .arg(pcap)
+        .output()
+        .expect("run tcpreplay (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "tcpreplay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn generate(name: &str, connections: u32, seed: u64) -> PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("tcpulse-live-{}-{name}.pcap", std::process::id()));
+    let status = Command::new(env!("CARGO_BIN_EXE_tcpulse"))
+        .args([
+            "gen",
+            "--connections",
+            &connections.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--spread",
+            "1",
+            "--out",
+        ])
+        .arg(&path)
+        .status()
+        .expect("tcpulse gen");
+    assert!(status.success());
+    path
+}
+
+pub const PER_FLOW: [&str; 8] = [
+    "packets",
+    "retransmits",
+    "fast_retransmits",
+    "spurious_retransmits",
+    "out_of_order",
+    "dup_acks",
+    "zero_window",
+    "syn",
+];
+
+pub fn flow_key(f: &Value) -> String {
+    format!("{} {}", f["client"], f["server"])
+}
+
+/// Totals that do not depend on the packets' timing.
+pub const TIMING_FREE: [&str; 8] = [
+    "packets",
+    "syn",
+    "synack",
+    "handshakes",
+    "rst",
+    "rst_to_syn",
+    "fin",
+    "new_flows",
+];
+
+/// Per flow, every counter and the close reason agree, for the flows the reference saw whole
+/// (same packets each way); returns how many were compared. Resends are classified by their
+/// timing (out-of-order within one RTT, fast retransmission within 20 ms of duplicate ACKs) and
+/// a replay's pacing drifts under load, so the reference is a capture of the packets as the
+/// sender really sent them, not the original capture the replay paced from.
+pub fn assert_same_flows(live: &super::Run, reference: &super::Run) -> usize {
+    let by_key: HashMap<String, &Value> =
+        reference.flows.iter().map(|f| (flow_key(f), f)).collect();
+    let mut compared = 0;
+    for f in &live.flows {
+        let key = flow_key(f);
+        let Some(o) = by_key.get(&key) else {
+            eprintln!("not in the reference: {key}");
+            continue;
+        };
+        if f["packets"] != o["packets"] {
+            eprintln!(
+                "packets differ for {key}: live {} reference {}",
+                f["packets"], o["packets"]
+            );
+            continue;
+        }
+        for name in PER_FLOW {
+            assert_eq!(f[name], o[name], "{key} {name}");
+        }
+        assert_eq!(f["close"], o["close"], "{key} close");
+        compared += 1;
+    }
+    compared
+}
+
+/// Timing-free totals equal the original capture's analysis; per flow, every counter equals the
+/// analysis of the sender's own capture for at least 90 % of the flows.
+pub fn assert_matches(live: &super::Run, original: &super::Run, as_sent: &super::Run) {
+    for name in TIMING_FREE {
+        assert_eq!(
+            live.tcp_total(name),
+            original.tcp_total(name),
+            "total {name}"
+        );
+    }
+    let compared = assert_same_flows(live, as_sent);
+    assert!(
+        compared * 10 >= live.flows.len() * 9,
+        "only {compared} flows compared"
+    );
+}
+
+/// Handshake times of the live run against a reference capture of the same packets, flow by
+/// flow: every difference within `tolerance_ns`. Returns the differences' distribution.
+pub fn assert_times(live: &super::Run, reference: &super::Run, tolerance_ns: u64) {
+    let by_key: HashMap<String, &Value> =
+        reference.flows.iter().map(|f| (flow_key(f), f)).collect();
+    let mut diffs = Vec::new();
+    for f in &live.flows {
+        let Some(r) = by_key.get(&flow_key(f)) else {
+            continue;
+        };
+        if let (Some(a), Some(b)) = (
+            f["handshake"]["total_ns"].as_u64(),
+            r["handshake"]["total_ns"].as_u64(),
+        ) {
+            diffs.push(a.abs_diff(b));
+        }
+    }
+    diffs.sort_unstable();
+    let pct = |q: f64| {
+        diffs
+            .get(((diffs.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let worst = diffs.last().copied().unwrap_or(0);
+    eprintln!(
+        "handshake time, live vs sender's capture, |difference| over {} flows: p50 {} ns, p90 {} ns, \
+         p99 {} ns, max {worst} ns",
+        diffs.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99)
+    );
+    assert!(
+        diffs.len() * 10 >= live.flows.len() * 8,
+        "too few flows to compare times"
+    );
+    assert!(
+        worst <= tolerance_ns,
+        "handshake time differs by {worst} ns"
+    );
+}
+
+/// tcpdump on the sending end, for the times the packets were really sent (the replay's own
+/// pacing is off by up to tens of ms, so the original capture's times cannot be the reference).
+pub struct Reference {
+    child: Child,
+    path: PathBuf,
+}
+
+impl Reference {
+    pub fn start(lab: &Lab) -> Reference {
+        let path = std::env::temp_dir().join(format!(
+            "tcpulse-live-{}-{}-ref.pcap",
+            std::process::id(),
+            lab.name
+        ));
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.gen(),
+                "tcpdump",
+                "-n",
+                "-U",
+                "-s",
+                "0",
+                "-B",
+                "16384",
+            ])
+            .args(["--time-stamp-precision", "nano", "-i", &lab.gen_if(), "-w"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tcpdump");
+        // tcpdump says "listening on ..." once its socket is open.
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.contains("listening on") => break,
+                _ if Instant::now() > deadline => panic!("tcpdump did not start"),
+                _ => {}
+            }
+        }
+        Reference { child, path }
+    }
+
+    pub fn stop(mut self) -> PathBuf {
+        // tcpdump drops what is still in its ring when interrupted: give it time to drain.
+        std::thread::sleep(Duration::from_millis(1000));
+        // SAFETY: as in Monitor::stop.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        self.path.clone()
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
