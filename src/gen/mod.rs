@@ -69,7 +69,7 @@ pub fn write_capture(scenario: &Scenario, path: &Path) -> io::Result<GroundTruth
 ///
 /// # Errors
 /// Whatever creating or writing the file returns.
-pub fn write_frames<'a, I>(frames: I, path: &Path) -> io::Result<u64>
+pub fn write_frames<I>(frames: I, path: &Path) -> io::Result<u64>
 where
     I: IntoIterator,
     I::Item: std::borrow::Borrow<Stamped>,
