@@ -282,6 +282,14 @@ impl Iterator for FloodFrames {
     }
 }
 
+/// Is `ip` in a spoofed-source range (so a flow from it belongs to a flood)?
+pub fn is_spoofed(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => u32::from(v4) >> 17 == SPOOF_V4_BASE >> 17,
+        IpAddr::V6(v6) => v6.segments()[..3] == [0x2001, 0xdb8, 0xf1],
+    }
+}
+
 /// A bijection of 32-bit values (xor-shifts and odd multipliers are each invertible).
 fn mix32(mut x: u32) -> u32 {
     x ^= x >> 16;
@@ -358,6 +366,13 @@ mod tests {
     }
 
     #[test]
+    fn legitimate_addresses_are_not_spoofed() {
+        let g = super::super::Scenario::mixed(4, 2000).generate();
+        assert!(g.truths.iter().all(|t| !is_spoofed(t.client.ip())));
+        assert!(g.truths.iter().all(|t| !is_spoofed(t.server.ip())));
+    }
+
+    #[test]
     fn rate_sets_the_duration() {
         let f = Flood {
             rate: Some(1000),
@@ -377,10 +392,7 @@ mod tests {
             } else {
                 s.frame.dst
             };
-            match src {
-                IpAddr::V4(v4) => assert_eq!(u32::from(v4) >> 17, SPOOF_V4_BASE >> 17),
-                IpAddr::V6(v6) => assert_eq!(v6.segments()[..3], [0x2001, 0xdb8, 0xf1]),
-            }
+            assert!(is_spoofed(src), "{src}");
         }
     }
 }
