@@ -1103,6 +1103,44 @@ mod tests {
         assert_eq!(a.truths.len(), 300);
     }
 
+    /// Streaming plays connections in start order, yet yields what sorting every frame would.
+    #[test]
+    fn streamed_frames_are_every_frame_sorted() {
+        let sc = Scenario::mixed(23, 700);
+        let mut all = Vec::new();
+        for i in 0..sc.connections {
+            let (frames, _) = Conv::new(&sc, i).play();
+            all.extend(frames.into_iter().map(|(ts_ns, frame)| Stamped {
+                ts_ns,
+                conn: i,
+                frame,
+            }));
+        }
+        all.sort_by_key(|s| (s.ts_ns, s.conn));
+        assert!(sc.frames().eq(all));
+    }
+
+    #[test]
+    fn a_flood_mixes_in_without_changing_the_connections() {
+        let plain = Scenario::mixed(29, 300).generate();
+        let sc = Scenario {
+            flood: Some(Flood {
+                answered_per_mille: 500,
+                ..Flood::new(20_000)
+            }),
+            ..Scenario::mixed(29, 300)
+        };
+        let g = sc.generate();
+        assert_eq!(g.truths, plain.truths);
+        assert!(g.frames.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+        let legit: Vec<&Stamped> = g.frames.iter().filter(|s| s.conn != FLOOD_CONN).collect();
+        assert!(legit.iter().copied().eq(plain.frames.iter()));
+        assert_eq!(g.floods.len(), 1);
+        let f = &g.floods[0];
+        assert_eq!(f.syns, 20_000);
+        assert_eq!(g.frames.len() - legit.len(), (f.syns + f.answered) as usize);
+    }
+
     #[test]
     fn connections_do_not_depend_on_each_other() {
         let small = Scenario::mixed(3, 50).generate();
