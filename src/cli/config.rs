@@ -7,6 +7,7 @@ use clap::{ArgMatches, Args, FromArgMatches};
 
 use super::{exit, Command, ConfigCommand, RunArgs};
 use crate::config::Config;
+use crate::gen;
 
 /// Runs `tcpulse config ...`; returns the exit code.
 pub fn run(command: &ConfigCommand) -> i32 {
@@ -64,10 +65,16 @@ fn log(config: &Config) {
 }
 
 /// Every file is checked, even after a bad one; messages go to stderr, `ok` lines to stdout.
+/// A file with a top-level `[scenario]` table is checked as a scenario file (`tcpulse gen
+/// --scenario`, docs/gen.md).
 fn check(files: &[PathBuf]) -> i32 {
     let mut code = exit::OK;
     for path in files {
-        match Config::load(path) {
+        let checked = match std::fs::read_to_string(path) {
+            Ok(text) if gen::file::is_scenario(&text) => gen::file::load(path).map(drop),
+            _ => Config::load(path).map(drop),
+        };
+        match checked {
             Ok(_) => println!("{}: ok", path.display()),
             Err(e) => {
                 eprintln!("{e}");

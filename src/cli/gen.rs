@@ -5,48 +5,88 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::sync::atomic::AtomicBool;
 
-use crate::capture::PcapWriter;
-
 use super::{exit, GenArgs};
-use crate::gen::{scenario::Scenario, write_frames, write_truth_lines};
+use crate::capture::PcapWriter;
+use crate::gen::scenario::{Scenario, MAX_CONNECTIONS};
+use crate::gen::{file, write_capture, write_frames, write_truth_lines, GroundTruth};
 use crate::transmit::{self, FrameBook, Pace, PacketRing, Spread, Transmit, TxError, XskTx};
 
 /// TX ring slots: a few ms of frames at the rates a veth reaches.
 const TX_RING_FRAMES: usize = 4096;
 
 pub fn run(args: &GenArgs) -> i32 {
-    let mut scenario = Scenario::mixed(args.seed, args.connections);
-    scenario.arrival_spread_ns = args.spread.saturating_mul(1_000_000_000).max(1);
-    let generated = scenario.generate();
-    if let Some(path) = &args.out {
-        if let Err(e) = write_frames(&generated.frames, path) {
-            eprintln!("tcpulse: cannot write {}: {e}", path.display());
-            return exit::OUTPUT_FAILED;
+    let scenario = match scenario(args) {
+        Ok(scenario) => scenario,
+        Err(e) => {
+            eprintln!("tcpulse: {e}");
+            return exit::USAGE;
         }
-    }
-    if let Some(path) = &args.truth {
-        let written = File::create(path)
-            .and_then(|f| write_truth_lines(&generated.truths, BufWriter::new(f)));
-        if let Err(e) = written {
-            eprintln!("tcpulse: cannot write {}: {e}", path.display());
-            return exit::OUTPUT_FAILED;
-        }
-    }
-    match &args.send {
-        Some(iface) => {
+    };
+    // Without sending, frames stream to the file: a flood of millions of SYNs is never held.
+    let (truth, book) = match (&args.out, &args.send) {
+        (Some(path), None) => match write_capture(&scenario, path) {
+            Ok(truth) => (truth, None),
+            Err(e) => {
+                eprintln!("tcpulse: cannot write {}: {e}", path.display());
+                return exit::OUTPUT_FAILED;
+            }
+        },
+        (out, _) => {
+            let generated = scenario.generate();
+            if let Some(path) = out {
+                if let Err(e) = write_frames(&generated.frames, path) {
+                    eprintln!("tcpulse: cannot write {}: {e}", path.display());
+                    return exit::OUTPUT_FAILED;
+                }
+            }
             let spread = match args.tx_spread.as_str() {
                 "direction" => Spread::Direction,
                 _ => Spread::Flow,
             };
             let queues = u16::try_from(args.tx_queues.0.len()).unwrap_or(u16::MAX);
-            send(
-                args,
-                iface,
-                &FrameBook::from_stamped(&generated.frames, queues, spread),
-            )
+            let book = FrameBook::from_stamped(&generated.frames, queues, spread);
+            let truth = GroundTruth {
+                frames: generated.frames.len() as u64,
+                truths: generated.truths,
+                floods: generated.floods,
+            };
+            (truth, Some(book))
         }
-        None => exit::OK,
+    };
+    if let Some(path) = &args.truth {
+        let written = File::create(path)
+            .and_then(|f| write_truth_lines(&truth.truths, &truth.floods, BufWriter::new(f)));
+        if let Err(e) = written {
+            eprintln!("tcpulse: cannot write {}: {e}", path.display());
+            return exit::OUTPUT_FAILED;
+        }
     }
+    match (&args.send, book) {
+        (Some(iface), Some(book)) => send(args, iface, &book),
+        _ => exit::OK,
+    }
+}
+
+/// The scenario file (or the default), under the command line's --connections, --seed and
+/// --spread.
+fn scenario(args: &GenArgs) -> Result<Scenario, String> {
+    let mut scenario = match &args.scenario {
+        Some(path) => file::load(path).map_err(|e| e.to_string())?,
+        None => Scenario::mixed(file::DEFAULT_SEED, file::DEFAULT_CONNECTIONS),
+    };
+    if let Some(n) = args.connections {
+        if n > MAX_CONNECTIONS {
+            return Err(format!("--connections {n}: at most {MAX_CONNECTIONS}"));
+        }
+        scenario.connections = n;
+    }
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    if let Some(spread) = args.spread {
+        scenario.arrival_spread_ns = spread.saturating_mul(1_000_000_000).max(1);
+    }
+    Ok(scenario)
 }
 
 fn send(args: &GenArgs, iface: &str, book: &FrameBook) -> i32 {

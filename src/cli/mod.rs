@@ -77,18 +77,23 @@ pub struct GenArgs {
     /// The capture to write (nanosecond pcap, Ethernet).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
-    /// Where to write the ground truth (one JSON line per connection).
+    /// Where to write the ground truth (one JSON line per connection, then one per flooded
+    /// server).
     #[arg(long)]
     pub truth: Option<PathBuf>,
-    /// Connections to generate.
-    #[arg(long, default_value_t = 1000)]
-    pub connections: u32,
-    /// Seed: the same seed gives the same capture.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Seconds over which connections start.
-    #[arg(long, default_value_t = 5)]
-    pub spread: u64,
+    /// Scenario file (TOML, docs/gen.md): every knob of the generator. Without it, every
+    /// feature in realistic proportions. --connections, --seed and --spread override it.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Connections to generate [default: 1000, or the scenario file's].
+    #[arg(long)]
+    pub connections: Option<u32>,
+    /// Seed: the same seed gives the same capture [default: 1, or the scenario file's].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Seconds over which connections start [default: 5, or the scenario file's].
+    #[arg(long)]
+    pub spread: Option<u64>,
 
     /// Send the frames on this interface (AF_PACKET TX ring; needs CAP_NET_RAW), paced to the
     /// scenario's times unless --pps, --topspeed or --speed say otherwise.

@@ -21,7 +21,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(super) fn unreadable(e: &std::io::Error) -> ConfigError {
+    pub(crate) fn unreadable(e: &std::io::Error) -> ConfigError {
         ConfigError {
             file: None,
             position: None,
@@ -30,7 +30,7 @@ impl ConfigError {
         }
     }
 
-    pub(super) fn from_toml(text: &str, e: &toml::de::Error) -> ConfigError {
+    pub(crate) fn from_toml(text: &str, e: &toml::de::Error) -> ConfigError {
         // serde says "field"; the file and its docs say "key".
         let mut message = e.message().trim().replace("unknown field", "unknown key");
         // serde names the Rust type where a section was expected.
@@ -47,9 +47,35 @@ impl ConfigError {
         }
     }
 
-    pub(super) fn in_file(mut self, path: &Path) -> ConfigError {
+    pub(crate) fn in_file(mut self, path: &Path) -> ConfigError {
         self.file = Some(path.display().to_string());
         self
+    }
+}
+
+impl ConfigError {
+    /// An error about the value of the key at `path` (dotted, e.g. `scenario.close`), found by
+    /// checks across keys after parsing; points at the value if the file has the key.
+    pub(crate) fn at_key(text: &str, path: &str, message: String) -> ConfigError {
+        let (doc, _) = DeTable::parse_recoverable(text);
+        let mut table = doc.get_ref();
+        let mut span = None;
+        for name in path.split('.') {
+            let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref() == name) else {
+                span = None;
+                break;
+            };
+            span = Some(value.span());
+            if let DeValue::Table(inner) = value.get_ref() {
+                table = inner;
+            }
+        }
+        ConfigError {
+            file: None,
+            position: span.map(|s| position(text, s.start)),
+            key: Some(path.to_string()),
+            message,
+        }
     }
 }
 

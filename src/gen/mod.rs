@@ -2,10 +2,14 @@
 //! with the flow record a correct analysis must produce for it.
 //!
 //! [`Scenario`] says what to generate (see `scenario.rs` for the rules that keep every
-//! connection unambiguous), [`write_pcap`] writes it as a nanosecond Ethernet pcap and returns
-//! the [`Truth`] per connection, and [`truth_json`] turns a truth into the shape of a flow
-//! record (`docs/schema.md`) with `"type": "truth"`, so the two compare field by field.
+//! connection unambiguous; `file.rs` reads one from a TOML scenario file; `flood.rs` adds a SYN
+//! flood), [`write_capture`] streams it to a nanosecond Ethernet pcap and returns the [`Truth`]
+//! per connection and the [`FloodTruth`] per flooded server, and [`truth_json`] turns a truth
+//! into the shape of a flow record (`docs/schema.md`) with `"type": "truth"`, so the two compare
+//! field by field ([`flood_truth_json`]: `"type": "truth_flood"`, docs/gen.md).
 
+pub mod file;
+pub mod flood;
 pub mod frame;
 pub mod scenario;
 
@@ -17,49 +21,132 @@ use serde_json::{json, Value};
 
 use crate::capture::pcap_writer::PcapWriter;
 
+pub use flood::{Flood, FloodTruth};
 pub use frame::TcpFrame;
-pub use scenario::{CloseMix, Feature, Generated, Rng, Scenario, Stamped, Truth};
+pub use scenario::{CloseMix, Feature, Frames, Generated, Rng, Scenario, Stamped, Truth};
 
 /// pcap LINKTYPE_ETHERNET.
 const LINKTYPE_ETHERNET: u32 = 1;
 
+/// The answers for one generated capture.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroundTruth {
+    /// One per connection, in connection order.
+    pub truths: Vec<Truth>,
+    /// One per flooded server.
+    pub floods: Vec<FloodTruth>,
+    /// Frames written.
+    pub frames: u64,
+}
+
 /// Generates `scenario` into a classic pcap at `path` (Ethernet, nanosecond timestamps) and
-/// returns the truth for each connection, in connection order.
+/// returns the truth for each connection, in connection order (flood truths: [`write_capture`]).
 ///
 /// # Errors
 /// Whatever creating or writing the file returns.
 pub fn write_pcap(scenario: &Scenario, path: &Path) -> io::Result<Vec<Truth>> {
-    let generated = scenario.generate();
-    write_frames(&generated.frames, path)?;
-    Ok(generated.truths)
+    write_capture(scenario, path).map(|g| g.truths)
 }
 
-/// Writes generated frames as a classic pcap at `path` (Ethernet, nanosecond timestamps).
+/// Generates `scenario` into a classic pcap at `path` frame by frame, so memory holds only the
+/// connections under way, however large the capture.
 ///
 /// # Errors
 /// Whatever creating or writing the file returns.
-pub fn write_frames(frames: &[Stamped], path: &Path) -> io::Result<()> {
+pub fn write_capture(scenario: &Scenario, path: &Path) -> io::Result<GroundTruth> {
+    let mut stream = scenario.frames();
+    let frames = write_frames(stream.by_ref(), path)?;
+    let (truths, floods) = stream.into_truths();
+    Ok(GroundTruth {
+        truths,
+        floods,
+        frames,
+    })
+}
+
+/// Writes frames as a classic pcap at `path` (Ethernet, nanosecond timestamps); returns how
+/// many.
+///
+/// # Errors
+/// Whatever creating or writing the file returns.
+pub fn write_frames<I>(frames: I, path: &Path) -> io::Result<u64>
+where
+    I: IntoIterator,
+    I::Item: std::borrow::Borrow<Stamped>,
+{
+    use std::borrow::Borrow;
     let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let mut pcap = PcapWriter::new(file, LINKTYPE_ETHERNET, true)?;
     let mut buf = Vec::with_capacity(2048);
+    let mut n = 0;
     for s in frames {
+        let s = s.borrow();
         buf.clear();
         s.frame.write_ethernet(&mut buf);
         pcap.write_frame(s.ts_ns, &buf)?;
+        n += 1;
     }
-    pcap.flush()
+    pcap.flush()?;
+    Ok(n)
 }
 
-/// Writes one [`truth_json`] line per truth.
+/// Writes one [`truth_json`] line per truth, then one [`flood_truth_json`] line per flooded
+/// server.
 ///
 /// # Errors
 /// Whatever writing returns.
-pub fn write_truth_lines<W: Write>(truths: &[Truth], mut w: W) -> io::Result<()> {
+pub fn write_truth_lines<W: Write>(
+    truths: &[Truth],
+    floods: &[FloodTruth],
+    mut w: W,
+) -> io::Result<()> {
     for t in truths {
         serde_json::to_writer(&mut w, &truth_json(t))?;
         w.write_all(b"\n")?;
     }
+    for f in floods {
+        serde_json::to_writer(&mut w, &flood_truth_json(f, truths))?;
+        w.write_all(b"\n")?;
+    }
     w.flush()
+}
+
+/// What the analysis must find on a flooded server: the flood's own figures, and the server's
+/// interval counters summed over the capture (`server_totals`, legitimate connections to the
+/// same server included) that do not depend on the flow table's size or timeouts. Each SYN opens
+/// one flow, which ends `unanswered` (no reply; also counted in `unanswered_syn`), `capture_end`
+/// (answered), or `evicted` when the table is full (docs/gen.md).
+pub fn flood_truth_json(f: &FloodTruth, truths: &[Truth]) -> Value {
+    let legit = truths.iter().filter(|t| t.server == f.server);
+    let (mut flows, mut syn, mut synack, mut handshakes, mut refused, mut unanswered) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for t in legit {
+        flows += 1;
+        syn += u64::from(t.syn.0);
+        synack += u64::from(t.syn.1);
+        handshakes += u64::from(t.total_ns.is_some());
+        refused += u64::from(t.close == "refused");
+        unanswered += u64::from(t.close == "unanswered");
+    }
+    json!({
+        "type": "truth_flood",
+        "server": f.server.to_string(),
+        "syns": f.syns,
+        "answered": f.answered,
+        "unanswered": f.unanswered,
+        "flows": f.syns,
+        "first_ns": f.first_ns,
+        "last_ns": f.last_ns,
+        "server_totals": {
+            "syn": f.syns + syn,
+            "synack": f.answered + synack,
+            "handshakes": handshakes,
+            "rst_to_syn": refused,
+            "new_flows": f.syns + flows,
+            "legit_flows": flows,
+            "legit_unanswered": unanswered,
+        },
+    })
 }
 
 /// A truth in the shape of a flow record, `"type": "truth"`. Every field but `type` has the
@@ -109,9 +196,10 @@ mod tests {
         let sc = Scenario::mixed(21, 40);
         let path =
             std::env::temp_dir().join(format!("tcpulse-gen-unit-{}.pcap", std::process::id()));
-        let truths = write_pcap(&sc, &path).unwrap();
+        let written = write_capture(&sc, &path).unwrap();
         let generated = sc.generate();
-        assert_eq!(truths, generated.truths);
+        assert_eq!(written.truths, generated.truths);
+        assert_eq!(written.frames, generated.frames.len() as u64);
         let file = CaptureFile::open(&path).unwrap();
         let mut n = 0;
         let mut buf = Vec::new();
@@ -138,7 +226,7 @@ mod tests {
         assert_eq!(v["close"], "fin");
         assert_eq!(v["fin_first"], "client");
         let mut out = Vec::new();
-        write_truth_lines(std::slice::from_ref(t), &mut out).unwrap();
+        write_truth_lines(std::slice::from_ref(t), &[], &mut out).unwrap();
         let back: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, v);
         assert_eq!(out.last(), Some(&b'\n'));

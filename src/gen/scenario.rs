@@ -26,9 +26,12 @@
 //! - initial sequence numbers are chosen so that no sequence or acknowledgment number of the
 //!   connection is 0, which the analysis reads as "unknown".
 
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 
+use super::flood::{Flood, FloodFrames, FloodTruth};
 use super::frame::TcpFrame;
 use crate::decode::flags::{ACK, FIN, PSH, RST, SYN};
 
@@ -198,6 +201,8 @@ pub struct Scenario {
     /// Zero-window probes in each zero-window episode.
     pub zero_window_probes: RangeInclusive<u32>,
     pub close: CloseMix,
+    /// A SYN flood mixed in time order with the connections (`flood.rs`).
+    pub flood: Option<Flood>,
 }
 
 impl Default for Scenario {
@@ -231,6 +236,7 @@ impl Default for Scenario {
             zero_window: Feature::OFF,
             zero_window_probes: 0..=2,
             close: CloseMix::FIN_CLIENT,
+            flood: None,
         }
     }
 }
@@ -259,38 +265,63 @@ impl Scenario {
         }
     }
 
-    /// Plays every connection and merges them in time order (ties: by connection, then in
-    /// the connection's own order).
+    /// Plays every connection (and the flood) and returns all frames in time order (ties: by
+    /// connection, then in the connection's own order; flood frames after connections') with
+    /// the truths. Holds every frame at once: for large captures, [`Scenario::frames`].
     ///
     /// # Panics
     /// With more than [`MAX_CONNECTIONS`] connections.
     pub fn generate(&self) -> Generated {
+        let mut stream = self.frames();
+        let frames: Vec<Stamped> = stream.by_ref().collect();
+        let (truths, floods) = stream.into_truths();
+        Generated {
+            frames,
+            truths,
+            floods,
+        }
+    }
+
+    /// The frames of [`Scenario::generate`], in the same order, made as they are taken: only
+    /// the frames of connections under way (and the flood's SYN/ACKs still due) are held.
+    ///
+    /// # Panics
+    /// With more than [`MAX_CONNECTIONS`] connections.
+    pub fn frames(&self) -> Frames<'_> {
         assert!(
             self.connections <= MAX_CONNECTIONS,
             "at most {MAX_CONNECTIONS} connections"
         );
-        let mut frames = Vec::new();
-        let mut truths = Vec::with_capacity(self.connections as usize);
-        for i in 0..self.connections {
-            let (conn_frames, truth) = Conv::new(self, i).play();
-            frames.extend(conn_frames.into_iter().map(|(ts_ns, frame)| Stamped {
-                ts_ns,
-                conn: i,
-                frame,
-            }));
-            truths.push(truth);
+        // A connection's first frame is its SYN at its start time: playing connections in
+        // start order bounds what can still come before any held frame.
+        let mut order: Vec<(u64, u32)> = (0..self.connections)
+            .map(|i| (Conv::new(self, i).t, i))
+            .collect();
+        order.sort_unstable();
+        Frames {
+            sc: self,
+            order,
+            next: 0,
+            held: BinaryHeap::new(),
+            truths: vec![None; self.connections as usize],
+            flood: self
+                .flood
+                .as_ref()
+                .map(|f| FloodFrames::new(f, self.seed, self.start_ns, self.arrival_spread_ns)),
+            next_conn: None,
+            next_flood: None,
         }
-        // Stable: a connection's frames keep their order (their times also strictly increase).
-        frames.sort_by_key(|s| (s.ts_ns, s.conn));
-        Generated { frames, truths }
     }
 }
+
+/// [`Stamped::conn`] of the flood's frames.
+pub const FLOOD_CONN: u32 = u32::MAX;
 
 /// A frame and when the tap saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stamped {
     pub ts_ns: u64,
-    /// Index of the connection (into [`Generated::truths`]).
+    /// Index of the connection (into [`Generated::truths`]); [`FLOOD_CONN`] for the flood.
     pub conn: u32,
     pub frame: TcpFrame,
 }
@@ -301,6 +332,107 @@ pub struct Generated {
     pub frames: Vec<Stamped>,
     /// One per connection, in connection order.
     pub truths: Vec<Truth>,
+    /// One per flooded server.
+    pub floods: Vec<FloodTruth>,
+}
+
+/// A held frame, ordered by time then connection (unique: a connection's times strictly
+/// increase).
+#[derive(Debug)]
+struct Held(Stamped);
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Held {}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.0.ts_ns, self.0.conn).cmp(&(other.0.ts_ns, other.0.conn))
+    }
+}
+
+/// A scenario's frames in time order ([`Scenario::frames`]); the truths come after, from
+/// [`Frames::into_truths`].
+#[derive(Debug)]
+pub struct Frames<'a> {
+    sc: &'a Scenario,
+    /// Connections by (start time, index); `next` is the first not yet played.
+    order: Vec<(u64, u32)>,
+    next: usize,
+    held: BinaryHeap<Reverse<Held>>,
+    truths: Vec<Option<Truth>>,
+    flood: Option<FloodFrames>,
+    next_conn: Option<Stamped>,
+    next_flood: Option<Stamped>,
+}
+
+impl Frames<'_> {
+    /// The truths per connection (in connection order) and per flooded server; frames not yet
+    /// taken are made (and dropped) first.
+    pub fn into_truths(mut self) -> (Vec<Truth>, Vec<FloodTruth>) {
+        for _ in self.by_ref() {}
+        let floods = self.flood.as_ref().map(FloodFrames::truths);
+        (
+            self.truths.into_iter().flatten().collect(),
+            floods.unwrap_or_default(),
+        )
+    }
+
+    /// Frames held at most so far by the flood (its SYN/ACKs still due).
+    pub fn flood_held(&self) -> usize {
+        self.flood.as_ref().map_or(0, |f| f.max_held)
+    }
+
+    fn next_connection_frame(&mut self) -> Option<Stamped> {
+        loop {
+            let release = match (self.held.peek(), self.order.get(self.next)) {
+                (Some(Reverse(held)), Some(&(start, _))) => held.0.ts_ns < start,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => return None,
+            };
+            if release {
+                return self.held.pop().map(|Reverse(held)| held.0);
+            }
+            let (_, conn) = self.order[self.next];
+            self.next += 1;
+            let (frames, truth) = Conv::new(self.sc, conn).play();
+            self.held.extend(
+                frames
+                    .into_iter()
+                    .map(|(ts_ns, frame)| Reverse(Held(Stamped { ts_ns, conn, frame }))),
+            );
+            self.truths[conn as usize] = Some(truth);
+        }
+    }
+}
+
+impl Iterator for Frames<'_> {
+    type Item = Stamped;
+
+    fn next(&mut self) -> Option<Stamped> {
+        if self.next_conn.is_none() {
+            self.next_conn = self.next_connection_frame();
+        }
+        if self.next_flood.is_none() {
+            self.next_flood = self.flood.as_mut().and_then(Iterator::next);
+        }
+        match (&self.next_conn, &self.next_flood) {
+            (Some(c), Some(f)) if f.ts_ns < c.ts_ns => self.next_flood.take(),
+            (Some(_), _) => self.next_conn.take(),
+            (None, _) => self.next_flood.take(),
+        }
+    }
 }
 
 /// What the analysis must report for one connection. Pairs are (client→server,
@@ -969,6 +1101,44 @@ mod tests {
         let b = Scenario { seed: 8, ..sc }.generate();
         assert_ne!(a.frames, b.frames);
         assert_eq!(a.truths.len(), 300);
+    }
+
+    /// Streaming plays connections in start order, yet yields what sorting every frame would.
+    #[test]
+    fn streamed_frames_are_every_frame_sorted() {
+        let sc = Scenario::mixed(23, 700);
+        let mut all = Vec::new();
+        for i in 0..sc.connections {
+            let (frames, _) = Conv::new(&sc, i).play();
+            all.extend(frames.into_iter().map(|(ts_ns, frame)| Stamped {
+                ts_ns,
+                conn: i,
+                frame,
+            }));
+        }
+        all.sort_by_key(|s| (s.ts_ns, s.conn));
+        assert!(sc.frames().eq(all));
+    }
+
+    #[test]
+    fn a_flood_mixes_in_without_changing_the_connections() {
+        let plain = Scenario::mixed(29, 300).generate();
+        let sc = Scenario {
+            flood: Some(Flood {
+                answered_per_mille: 500,
+                ..Flood::new(20_000)
+            }),
+            ..Scenario::mixed(29, 300)
+        };
+        let g = sc.generate();
+        assert_eq!(g.truths, plain.truths);
+        assert!(g.frames.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+        let legit: Vec<&Stamped> = g.frames.iter().filter(|s| s.conn != FLOOD_CONN).collect();
+        assert!(legit.iter().copied().eq(plain.frames.iter()));
+        assert_eq!(g.floods.len(), 1);
+        let f = &g.floods[0];
+        assert_eq!(f.syns, 20_000);
+        assert_eq!(g.frames.len() - legit.len(), (f.syns + f.answered) as usize);
     }
 
     #[test]
