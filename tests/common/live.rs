@@ -90,20 +90,18 @@ impl Monitor {
         Monitor::start_on(&lab.mon(), &lab.mon_if(), extra)
     }
 
-    /// `tcpulse run --iface IFACE` in namespace `ns`.
+    /// `tcpulse run --iface IFACE --flows - --interval 1s EXTRA...` in namespace `ns`.
     pub fn start_on(ns: &str, iface: &str, extra: &[&str]) -> Monitor {
+        let mut args = vec!["--iface", iface, "--flows", "-", "--interval", "1s"];
+        args.extend_from_slice(extra);
+        Monitor::start_with(ns, &args)
+    }
+
+    /// `tcpulse run ARGS...` in namespace `ns`.
+    pub fn start_with(ns: &str, args: &[&str]) -> Monitor {
         let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                env!("CARGO_BIN_EXE_tcpulse"),
-                "run",
-                "--iface",
-            ])
-            .arg(iface)
-            .args(["--flows", "-", "--interval", "1s"])
-            .args(extra)
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_tcpulse"), "run"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -127,6 +125,17 @@ impl Monitor {
         }
         std::thread::sleep(Duration::from_millis(300));
         Monitor { child }
+    }
+
+    /// Peak resident memory so far (VmHWM), bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb << 10)
     }
 
     /// SIGTERM, then the records it wrote and its exit code.
