@@ -21,8 +21,16 @@ use crate::flow::{shard_hash, shard_of, Engine, FlowConfig, WorkerInterval};
 
 /// Records per batch: large enough to amortise channel costs, small enough to stay in L1/L2.
 pub const BATCH: usize = 256;
-/// Batches in flight per worker.
-const QUEUE_DEPTH: usize = 64;
+/// Messages (batches, mostly) in flight per worker. Files wait for the worker, so a short queue
+/// is enough; live capture cannot wait, and a worker pauses now and then (the timeout scan of
+/// a full table at each interval end takes tens of ms with a million flows): 512 messages hold
+/// about 300 ms at 400 k records/s.
+fn queue_depth(mode: Backpressure) -> usize {
+    match mode {
+        Backpressure::Block => 64,
+        Backpressure::Drop => 512,
+    }
+}
 
 pub type Batch = Vec<PacketRecord>;
 
@@ -86,11 +94,12 @@ impl Workers {
         results: &Sender<(usize, WorkerInterval)>,
     ) -> std::io::Result<(Workers, Vec<Feeder>)> {
         let (workers, feeders) = (workers.max(1), feeders.max(1));
+        let depth = queue_depth(mode);
         let mut recycle_tx = Vec::with_capacity(feeders);
         let mut recycle_rx = Vec::with_capacity(feeders);
         for _ in 0..feeders {
-            let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH * workers + workers);
-            for _ in 0..QUEUE_DEPTH {
+            let (tx, rx) = bounded::<Batch>(depth * workers + workers);
+            for _ in 0..depth {
                 let _ = tx.try_send(Vec::with_capacity(BATCH));
             }
             recycle_tx.push(tx);
@@ -99,7 +108,7 @@ impl Workers {
         let mut inputs = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         for id in 0..workers {
-            let (tx, rx) = bounded::<ToWorker>(QUEUE_DEPTH);
+            let (tx, rx) = bounded::<ToWorker>(depth);
             let mut engine = Engine::new(cfg.clone());
             let (results, recycle) = (results.clone(), recycle_tx.clone());
             handles.push(
