@@ -201,6 +201,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 16384, value_parser = parse_ring_frames)]
     pub ring_frames: u32,
 
+    /// Take every frame from the kernel, not only TCP (UDP generators such as pktgen, for the
+    /// bare receive rate); non-TCP frames are counted as `non_tcp` and analysed no further.
+    #[arg(long)]
+    pub all_frames: bool,
+
     /// Put the interface in promiscuous mode (SPAN ports deliver frames for other hosts).
     #[arg(long)]
     pub promisc: bool,

@@ -134,6 +134,7 @@ fn open_queues(args: &RunArgs, queues: &[u32]) -> Result<Vec<Box<dyn LiveQueue>>
             let opts = XdpOptions {
                 mode: args.xdp_mode,
                 promiscuous: args.promisc,
+                capture_all: args.all_frames,
                 frame_count: args.ring_frames,
                 ..XdpOptions::default()
             };
@@ -154,6 +155,7 @@ fn open_queues(args: &RunArgs, queues: &[u32]) -> Result<Vec<Box<dyn LiveQueue>>
             let members = args.threads.map_or(queues.len(), |n| n as usize).max(1);
             let opts = AfPacketOptions {
                 promiscuous: args.promisc,
+                capture_all: args.all_frames,
                 ..AfPacketOptions::default()
             };
             (0..members as u32)

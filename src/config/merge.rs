@@ -29,6 +29,7 @@ impl Config {
         overlay(&mut args.xdp_mode, c.xdp_mode, cli, "xdp_mode");
         overlay(&mut args.threads, c.threads.map(Some), cli, "threads");
         overlay(&mut args.ring_frames, c.ring_frames, cli, "ring_frames");
+        overlay(&mut args.all_frames, c.all_frames, cli, "all_frames");
         overlay(&mut args.promisc, c.promisc, cli, "promisc");
         overlay(&mut args.duration, c.duration.map(Some), cli, "duration");
         overlay(&mut args.no_analysis, c.no_analysis, cli, "no_analysis");
@@ -76,6 +77,7 @@ impl Config {
                 xdp_mode: Some(args.xdp_mode),
                 threads: args.threads,
                 ring_frames: Some(args.ring_frames),
+                all_frames: Some(args.all_frames),
                 promisc: Some(args.promisc),
                 duration: args.duration,
                 no_analysis: Some(args.no_analysis),
@@ -131,6 +133,7 @@ mod tests {
         xdp_mode = "skb"
         threads = 3
         ring_frames = 4096
+        all_frames = true
         promisc = true
         duration = "90s"
         no_analysis = true
@@ -233,6 +236,7 @@ mod tests {
             xdp_mode = "native"
             threads = 2
             ring_frames = 65536
+            all_frames = true
             promisc = true
             duration = "5s"
             no_analysis = true

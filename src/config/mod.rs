@@ -79,6 +79,9 @@ pub struct Capture {
         skip_serializing_if = "Option::is_none"
     )]
     pub ring_frames: Option<u32>,
+    /// Every frame, not only TCP (`--all-frames`). Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_frames: Option<bool>,
     /// Promiscuous mode (`--promisc`). Default `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promisc: Option<bool>,
