@@ -7,10 +7,11 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::live::{
-    assert_matches, assert_times, generate, replay, repo, root_or_skip, Lab, Monitor, Reference,
+    assert_interface_removal_exits_7, assert_matches, assert_times, generate, replay, repo,
+    root_or_skip, Lab, Monitor, Reference,
 };
 
 /// Replays `pcap` with every flow's two directions on two TX queues, hence two RX queues of
@@ -136,50 +137,7 @@ fn interface_removed_while_running_exits_7_and_reports_what_it_saw() {
         return;
     }
     let lab = Lab::up("r", 1);
-    let monitor = Monitor::start(&lab, &[]);
-    replay(
-        &lab,
-        &common::shared_pcaps().join("chrissanders_tcp_handshake.pcapng"),
-    );
-    std::thread::sleep(Duration::from_millis(200));
-    let deleted = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.gen(),
-            "ip",
-            "link",
-            "del",
-            &lab.gen_if(),
-        ])
-        .status();
-    assert!(deleted.is_ok_and(|s| s.success()));
-    let mut child = std::mem::replace(
-        &mut { monitor }.child,
-        Command::new("true").spawn().unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tcpulse did not notice the interface went away"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = Vec::new();
-    if let Some(mut s) = child.stdout.take() {
-        std::io::Read::read_to_end(&mut s, &mut out).ok();
-    }
-    assert_eq!(status.code(), Some(7));
-    let run = common::parse_output(&out, String::new(), 7);
-    assert_eq!(
-        run.tcp_total("handshakes"),
-        1,
-        "what was captured before is reported"
-    );
+    assert_interface_removal_exits_7(&lab, Monitor::start(&lab, &[]));
 }
 
 #[test]

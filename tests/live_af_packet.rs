@@ -18,8 +18,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::live::{
-    assert_matches, assert_times, generate, replay, root_or_skip, Lab, Monitor, Reference,
-    TIMING_FREE,
+    assert_interface_removal_exits_7, assert_matches, assert_times, generate, replay, root_or_skip,
+    Lab, Monitor, Reference, TIMING_FREE,
 };
 use tcpulse::capture::af_packet::{AfPacketOptions, AfPacketQueue};
 use tcpulse::capture::{CaptureFile, LiveQueue};
@@ -375,38 +375,7 @@ fn interface_removed_while_running_exits_7() {
         return;
     }
     let lab = Lab::up("pr", 1);
-    let mut monitor = Monitor::start(&lab, &AF_PACKET);
-    replay(
-        &lab,
-        &common::shared_pcaps().join("chrissanders_tcp_handshake.pcapng"),
-    );
-    std::thread::sleep(Duration::from_millis(200));
-    let deleted = Command::new("ip")
-        .args(["-n", &lab.gen(), "link", "del", &lab.gen_if()])
-        .status();
-    assert!(deleted.is_ok_and(|s| s.success()));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Ok(Some(status)) = monitor.child.try_wait() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tcpulse did not notice the interface went away"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = Vec::new();
-    if let Some(mut s) = monitor.child.stdout.take() {
-        s.read_to_end(&mut out).ok();
-    }
-    assert_eq!(status.code(), Some(7));
-    let run = common::parse_output(&out, String::new(), 7);
-    assert_eq!(
-        run.tcp_total("handshakes"),
-        1,
-        "what was captured is reported"
-    );
+    assert_interface_removal_exits_7(&lab, Monitor::start(&lab, &AF_PACKET));
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod af_packet;
 pub mod live;
 pub mod pcap_file;
 pub mod pcap_writer;
+pub(crate) mod sys;
 pub mod xdp;
 
 pub use live::{LiveQueue, QueueDrops};

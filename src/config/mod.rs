@@ -9,7 +9,7 @@
 
 mod error;
 mod merge;
-mod value;
+pub(crate) mod value;
 
 use std::path::Path;
 use std::time::Duration;

@@ -12,11 +12,12 @@ use serde::Deserialize;
 use crate::capture::xdp::XdpMode;
 use crate::cli::{self, CaptureKind, NumberList};
 
-/// A string handed to one of the command line's text parsers.
-fn parsed<'de, D, T>(
+/// A string handed to one of the command line's text parsers (or any parser: scenario files
+/// use it too); the parser's error becomes the value's, with its position.
+pub(crate) fn parsed<'de, D, T>(
     d: D,
     expecting: &'static str,
-    parse: fn(&str) -> Result<T, String>,
+    parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use super::flood::{Flood, MAX_FLOOD_SYNS};
 use super::scenario::{CloseMix, Feature, Scenario, MAX_CONNECTIONS};
 use crate::cli::parse_duration;
+use crate::config::value::parsed as text_value;
 use crate::config::ConfigError;
 
 /// Connections and seed of the defaults (those of `tcpulse gen` without a file).
@@ -408,29 +409,6 @@ impl FloodKeys {
             .unwrap_or_else(|| sc.syn_synack_ns.clone());
         Ok(flood)
     }
-}
-
-/// A string handed to a parser; its error becomes the value's error (with its position).
-fn text_value<'de, D, T>(
-    d: D,
-    expecting: &'static str,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    struct Text(&'static str);
-    impl Visitor<'_> for Text {
-        type Value = String;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str(self.0)
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_owned())
-        }
-    }
-    let text = d.deserialize_str(Text(expecting))?;
-    parse(&text).map(Some).map_err(de::Error::custom)
 }
 
 /// `"2.5%"` → 25 per mille.

@@ -77,13 +77,7 @@ impl fmt::Display for TxError {
 impl std::error::Error for TxError {}
 
 fn if_index(iface: &str) -> Result<u32, TxError> {
-    let missing = || TxError::InterfaceMissing {
+    crate::capture::sys::if_index(iface).ok_or_else(|| TxError::InterfaceMissing {
         iface: iface.to_string(),
-    };
-    let name = std::ffi::CString::new(iface).map_err(|_| missing())?;
-    // SAFETY: `name` is a valid C string for the duration of the call.
-    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
-        0 => Err(missing()),
-        i => Ok(i),
-    }
+    })
 }

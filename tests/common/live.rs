@@ -385,3 +385,39 @@ impl Drop for Reference {
         let _ = self.child.wait();
     }
 }
+
+/// Replays one handshake, deletes the lab's generator end (which removes the monitored end
+/// with it) and checks the monitor notices: exit code 7, what it saw before reported.
+pub fn assert_interface_removal_exits_7(lab: &Lab, mut monitor: Monitor) {
+    replay(
+        lab,
+        &super::shared_pcaps().join("chrissanders_tcp_handshake.pcapng"),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let deleted = Command::new("ip")
+        .args(["-n", &lab.gen(), "link", "del", &lab.gen_if()])
+        .status();
+    assert!(deleted.is_ok_and(|s| s.success()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Ok(Some(status)) = monitor.child.try_wait() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tcpulse did not notice the interface went away"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = Vec::new();
+    if let Some(mut s) = monitor.child.stdout.take() {
+        std::io::Read::read_to_end(&mut s, &mut out).ok();
+    }
+    assert_eq!(status.code(), Some(7));
+    let run = super::parse_output(&out, String::new(), 7);
+    assert_eq!(
+        run.tcp_total("handshakes"),
+        1,
+        "what was captured before is reported"
+    );
+}

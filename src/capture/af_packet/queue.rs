@@ -207,9 +207,11 @@ impl LiveQueue for AfPacketQueue {
         }
         if self.ring.ready().is_none() {
             let error = timeout_ms != 0
-                && socket::poll_in(self.fd.as_raw_fd(), timeout_ms).map_err(|e| {
-                    LiveError::io(format!("poll AF_PACKET ring on {}", self.iface), e)
-                })?;
+                && socket::poll_in(self.fd.as_raw_fd(), timeout_ms)
+                    .map_err(|e| {
+                        LiveError::io(format!("poll AF_PACKET ring on {}", self.iface), e)
+                    })?
+                    .error;
             if error || self.ring.ready().is_none() {
                 self.idle = self.idle.wrapping_add(1);
                 if error || timeout_ms != 0 || self.idle % IDLE_CHECK_EVERY == 0 {

@@ -2,12 +2,9 @@
 //! statistics, polling, and the lookups (capabilities, interface index, namespace).
 //! Everything namespace dependent acts in the calling thread's network namespace.
 
-use std::ffi::CString;
-use std::fs;
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::MetadataExt;
 use std::sync::Mutex;
 
 use super::filter::SockFilter;
@@ -27,28 +24,7 @@ const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
 /// Whether the calling thread has CAP_NET_RAW in its effective set; `true` when that cannot
 /// be read (the socket call will answer instead).
 pub fn has_net_raw() -> bool {
-    let Ok(status) = fs::read_to_string("/proc/thread-self/status") else {
-        return true;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_none_or(|caps| caps & (1 << CAP_NET_RAW) != 0)
-}
-
-/// The interface index of `name`.
-pub fn if_index(name: &str) -> Option<u32> {
-    let c = CString::new(name).ok()?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (idx != 0).then_some(idx)
-}
-
-/// Identity of the calling thread's network namespace.
-pub fn netns_id() -> io::Result<(u64, u64)> {
-    let m = fs::metadata("/proc/thread-self/ns/net")?;
-    Ok((m.dev(), m.ino()))
+    effective_caps().map_or(true, |caps| caps & (1 << CAP_NET_RAW) != 0)
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -197,44 +173,7 @@ pub fn take_drops(fd: RawFd) -> io::Result<u64> {
     Ok(u64::from(st.drops))
 }
 
-/// Waits up to `timeout_ms` for a block (negative: forever). `true` when the socket reports an
-/// error condition; the caller looks at the ring itself for blocks. An interrupted wait
-/// reports nothing.
-pub fn poll_in(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(false)
-        } else {
-            Err(e)
-        };
-    }
-    Ok(p.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0)
-}
-
-/// The socket's pending error (SO_ERROR, which reading clears).
-pub fn socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
-    let mut err: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: SO_ERROR writes one int into `err`.
-    check(unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    })?;
-    Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
-}
+pub use crate::capture::sys::{effective_caps, if_index, netns_id, poll_in, socket_error};
 
 /// The fanout groups this process made, one per (namespace, interface): every ring of one run
 /// on an interface joins the same group, and no other process's group. The group id comes from

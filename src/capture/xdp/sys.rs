@@ -2,11 +2,10 @@
 //! lookups, capabilities, clocks, polling, promiscuous mode and the per-interface owner lock.
 //! Everything network-namespace dependent is asked of the calling thread's namespace.
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
 /// Capability numbers (linux/capability.h).
@@ -16,14 +15,6 @@ pub mod cap {
     pub const IPC_LOCK: u32 = 14;
     pub const SYS_ADMIN: u32 = 21;
     pub const BPF: u32 = 39;
-}
-
-/// The interface index of `name` in the calling thread's network namespace.
-pub fn if_index(name: &str) -> Option<u32> {
-    let c = CString::new(name).ok()?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (idx != 0).then_some(idx)
 }
 
 /// `struct ethtool_channels` (linux/ethtool.h).
@@ -94,16 +85,6 @@ fn sysfs_rx_queues(name: &str) -> Option<u32> {
     u32::try_from(n).ok().filter(|&n| n > 0)
 }
 
-/// The calling thread's effective capability set (`CapEff` in /proc/thread-self/status).
-pub fn effective_caps() -> io::Result<u64> {
-    let status = fs::read_to_string("/proc/thread-self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no CapEff line"))
-}
-
 /// The locked-memory limit, bytes (`u64::MAX` when unlimited).
 pub fn memlock_limit() -> io::Result<u64> {
     let mut lim = libc::rlimit {
@@ -119,12 +100,6 @@ pub fn memlock_limit() -> io::Result<u64> {
     } else {
         lim.rlim_cur
     })
-}
-
-/// Identity of the calling thread's network namespace (device and inode of its nsfs file).
-pub fn netns_id() -> io::Result<(u64, u64)> {
-    let m = fs::metadata("/proc/thread-self/ns/net")?;
-    Ok((m.dev(), m.ino()))
 }
 
 /// A handle on a network namespace, for running code in it from any thread.
@@ -200,56 +175,9 @@ pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
-/// What poll(2) reported for one descriptor.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Readiness {
-    pub readable: bool,
-    pub error: bool,
-}
-
-/// Waits up to `timeout_ms` (negative: forever) for `fd` to become readable. An interrupted
-/// wait reports nothing ready.
-pub fn poll_in(fd: RawFd, timeout_ms: i32) -> io::Result<Readiness> {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(Readiness::default())
-        } else {
-            Err(e)
-        };
-    }
-    Ok(Readiness {
-        readable: p.revents & libc::POLLIN != 0,
-        error: p.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0,
-    })
-}
-
-/// The pending error of a socket (SO_ERROR, which also clears it), if any.
-pub fn socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
-    let mut err: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: SO_ERROR writes one int into `err`; `len` says so.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
-}
+pub use crate::capture::sys::{
+    effective_caps, if_index, netns_id, poll_in, socket_error, Readiness,
+};
 
 /// `struct packet_mreq` (linux/if_packet.h).
 #[repr(C)]
