@@ -1,10 +1,46 @@
 //! Where records go: JSON lines to stdout or a file. A write failure (closed pipe, full disk)
 //! is reported once with the destination named; the caller decides to stop.
+//!
+//! [`Sink`] is the interface of every other destination (files with rotation, HTTP collectors,
+//! ClickHouse, the Prometheus endpoint): records are serialised once, as [`Record`]s, and each
+//! sink gets them on a thread of its own, so a slow or failing sink never holds up analysis.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
 
 use serde::Serialize;
+
+/// Which record a [`Record`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Interval,
+    Flow,
+}
+
+/// One record as it leaves the process: its kind and its JSON text (one line, no newline),
+/// shared by every sink it goes to.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub kind: Kind,
+    pub json: Arc<str>,
+}
+
+/// A destination for records. It runs on a thread of its own, so it may block and fail.
+pub trait Sink: Send {
+    /// For messages and for the per-sink counts in interval records: `file:/var/log/x.jsonl`,
+    /// `http://127.0.0.1:8123`, `prometheus:127.0.0.1:9187`.
+    fn name(&self) -> String;
+
+    /// Delivers `records`, in order. An error means none of them is known to have arrived:
+    /// the caller retries the batch with backoff, then drops and counts it.
+    fn deliver(&mut self, records: &[Record]) -> io::Result<()>;
+
+    /// Reopens what can be reopened (files after logrotate moved them: SIGHUP).
+    fn reopen(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 pub struct JsonLines {
     name: String,
