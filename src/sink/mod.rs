@@ -5,6 +5,8 @@
 //! ClickHouse, the Prometheus endpoint): records are serialised once, as [`Record`]s, and each
 //! sink gets them on a thread of its own, so a slow or failing sink never holds up analysis.
 
+pub mod prometheus;
+
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
