@@ -247,6 +247,12 @@ pub struct PipelineArgs {
     /// Servers listed per interval by traffic (plus as many with handshake trouble).
     #[arg(long, default_value_t = 20)]
     pub top_servers: usize,
+
+    /// Anonymise every IP address in the records before they leave the process, keeping
+    /// prefixes (Crypto-PAn): KEYFILE holds 32 bytes or 64 hex digits (`head -c 32
+    /// /dev/urandom > KEYFILE`); the same key gives the same mapping.
+    #[arg(long, value_name = "KEYFILE")]
+    pub anonymize: Option<PathBuf>,
 }
 
 /// Flow-table size and timeouts (capture time).

@@ -11,6 +11,7 @@ use super::{exit, PipelineArgs};
 use crate::dispatch::ingest::{Ingest, IntervalMeta};
 use crate::dispatch::{Backpressure, Workers};
 use crate::flow::WorkerInterval;
+use crate::metrics::anonymize::read_key;
 use crate::metrics::interval::{merge_interval, CaptureStats};
 use crate::sink::JsonLines;
 
@@ -137,7 +138,14 @@ impl Pipeline {
         let cfg = p.table.flow_config(workers, p.flows.is_some());
         let (results_tx, results_rx) = unbounded();
         let (meta_tx, meta_rx): (Sender<IntervalMeta>, _) = unbounded();
-        let started = Workers::start(workers, feeders, &cfg, mode, &results_tx);
+        let anonymize = match &p.anonymize {
+            Some(path) => Some(read_key(path).map_err(|e| {
+                eprintln!("tcpulse: {e}");
+                exit::USAGE
+            })?),
+            None => None,
+        };
+        let started = Workers::start(workers, feeders, &cfg, mode, anonymize, &results_tx);
         let (pool, feeds) = started.map_err(|e| {
             eprintln!("tcpulse: cannot start flow workers: {e}");
             exit::OUTPUT_FAILED

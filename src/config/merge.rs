@@ -46,6 +46,12 @@ impl Config {
         overlay(&mut p.interval, pl.interval, cli, "interval");
         overlay(&mut p.workers, pl.workers, cli, "workers");
         overlay(&mut p.top_servers, pl.top_servers, cli, "top_servers");
+        overlay(
+            &mut p.anonymize,
+            pl.anonymize.clone().map(Some),
+            cli,
+            "anonymize",
+        );
         overlay(&mut p.output, out.records, cli, "output");
         overlay(&mut p.flows, out.flows.map(Some), cli, "flows");
         let t = &mut p.table;
@@ -98,6 +104,7 @@ impl Config {
                 interval: Some(p.interval),
                 workers: Some(p.workers),
                 top_servers: Some(p.top_servers),
+                anonymize: p.anonymize.clone(),
             },
             flow_table: FlowTable {
                 max_flows: Some(p.table.max_flows),
@@ -141,6 +148,7 @@ mod tests {
         interval = "500ms"
         workers = 4
         top_servers = 50
+        anonymize = "key.bin"
         [flow_table]
         max_flows = 4000000
         idle_timeout = "600s"
@@ -219,6 +227,7 @@ mod tests {
             "--interval=2s",
             "--workers=3",
             "--top-servers=7",
+            "--anonymize=other.key",
             "--max-flows=1000",
             "--idle-timeout=11s",
             "--half-open-timeout=12s",
@@ -244,6 +253,7 @@ mod tests {
             interval = "2s"
             workers = 3
             top_servers = 7
+            anonymize = "other.key"
             [flow_table]
             max_flows = 1000
             idle_timeout = "11s"

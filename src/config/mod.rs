@@ -12,6 +12,7 @@ mod merge;
 pub(crate) mod value;
 
 use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -124,6 +125,9 @@ pub struct Pipeline {
     /// Servers listed per interval (`--top-servers`). Default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_servers: Option<usize>,
+    /// Key file for prefix-preserving address anonymisation (`--anonymize`). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymize: Option<PathBuf>,
 }
 
 /// `[flow_table]`: size and timeouts, in capture time.

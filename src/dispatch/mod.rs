@@ -18,6 +18,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::decode::PacketRecord;
 use crate::flow::{shard_hash, shard_of, Engine, FlowConfig, WorkerInterval};
+use crate::metrics::anonymize::Anonymizer;
 
 /// Records per batch: large enough to amortise channel costs, small enough to stay in L1/L2.
 pub const BATCH: usize = 256;
@@ -85,12 +86,14 @@ pub struct Feeder {
 
 impl Workers {
     /// Starts `workers` threads, each owning an engine with `cfg` (capacity per worker), fed by
-    /// `feeders` producers.
+    /// `feeders` producers. With an `anonymize` key, every address in what the workers hand
+    /// over is anonymised first (prefix-preserving, the same mapping in every worker).
     pub fn start(
         workers: usize,
         feeders: usize,
         cfg: &FlowConfig,
         mode: Backpressure,
+        anonymize: Option<[u8; 32]>,
         results: &Sender<(usize, WorkerInterval)>,
     ) -> std::io::Result<(Workers, Vec<Feeder>)> {
         let (workers, feeders) = (workers.max(1), feeders.max(1));
@@ -115,7 +118,13 @@ impl Workers {
                 std::thread::Builder::new()
                     .name(format!("tcpulse-flow-{id}"))
                     .spawn(move || {
-                        worker::run(id, feeders, &mut engine, &rx, &recycle, &results);
+                        let mut anonymizer = anonymize.map(|key| Anonymizer::new(&key));
+                        let out = worker::Output {
+                            id,
+                            results: &results,
+                            anonymizer: anonymizer.as_mut(),
+                        };
+                        worker::run(feeders, &mut engine, &rx, &recycle, out);
                     })?,
             );
             inputs.push(tx);

@@ -7,21 +7,28 @@ use crossbeam_channel::{Receiver, Sender};
 use super::merge::{Item, OrderedMerge};
 use super::{Batch, ToWorker};
 use crate::flow::{Engine, WorkerInterval};
+use crate::metrics::anonymize::Anonymizer;
 
 /// Items each feeder's lane holds while waiting for the other feeders: at 1 Mpps per queue,
 /// 30 ms of traffic, longer than the capture threads' idle poll (10 ms).
 const LANE_CAPACITY: usize = 32 * 1024;
 
+/// Where a worker's interval figures go.
+pub(super) struct Output<'a> {
+    pub id: usize,
+    pub results: &'a Sender<(usize, WorkerInterval)>,
+    /// Applied to every share before it leaves the worker (`--anonymize`).
+    pub anonymizer: Option<&'a mut Anonymizer>,
+}
+
 pub(super) fn run(
-    id: usize,
     feeders: usize,
     engine: &mut Engine,
     rx: &Receiver<ToWorker>,
     recycle: &[Sender<Batch>],
-    results: &Sender<(usize, WorkerInterval)>,
+    mut out: Output<'_>,
 ) {
     let mut state = Closing {
-        id,
         feeders,
         closes: 0,
         finished: 0,
@@ -39,9 +46,9 @@ pub(super) fn run(
                 }
                 ToWorker::Watermark { .. } => Flow::Continue,
                 ToWorker::CloseInterval { end_ns, .. } => {
-                    state.on_item(Item::Close(end_ns), engine, results)
+                    state.on_item(Item::Close(end_ns), engine, &mut out)
                 }
-                ToWorker::Finish { .. } => state.on_item(Item::Finish, engine, results),
+                ToWorker::Finish { .. } => state.on_item(Item::Finish, engine, &mut out),
             };
             if flow == Flow::Stop {
                 return;
@@ -53,9 +60,9 @@ pub(super) fn run(
     let mut merge = OrderedMerge::new(feeders, LANE_CAPACITY);
     let mut flow = Flow::Continue;
     while let Ok(msg) = rx.recv() {
-        let mut out = |item: Item| {
+        let mut deliver = |item: Item| {
             if flow == Flow::Continue {
-                flow = state.on_item(item, engine, results);
+                flow = state.on_item(item, engine, &mut out);
             }
         };
         match msg {
@@ -65,18 +72,18 @@ pub(super) fn run(
                 through,
             } => {
                 for rec in &batch {
-                    merge.push(feeder, Item::Packet(*rec), &mut out);
+                    merge.push(feeder, Item::Packet(*rec), &mut deliver);
                 }
                 merge.advance(feeder, through);
                 give_back(batch, &recycle[feeder]);
             }
             ToWorker::Watermark { feeder, through } => merge.advance(feeder, through),
             ToWorker::CloseInterval { feeder, end_ns } => {
-                merge.push(feeder, Item::Close(end_ns), &mut out);
+                merge.push(feeder, Item::Close(end_ns), &mut deliver);
             }
-            ToWorker::Finish { feeder } => merge.push(feeder, Item::Finish, &mut out),
+            ToWorker::Finish { feeder } => merge.push(feeder, Item::Finish, &mut deliver),
         }
-        merge.drain(&mut out);
+        merge.drain(&mut deliver);
         state.reorder_overflow += std::mem::take(&mut merge.forced);
         if flow == Flow::Stop {
             return;
@@ -99,7 +106,6 @@ enum Flow {
 /// has closed it (they close the same intervals: the live run stops them all at one capture
 /// time), the worker stops after the last feeder finished.
 struct Closing {
-    id: usize,
     feeders: usize,
     closes: usize,
     finished: usize,
@@ -107,12 +113,7 @@ struct Closing {
 }
 
 impl Closing {
-    fn on_item(
-        &mut self,
-        item: Item,
-        engine: &mut Engine,
-        results: &Sender<(usize, WorkerInterval)>,
-    ) -> Flow {
+    fn on_item(&mut self, item: Item, engine: &mut Engine, out: &mut Output<'_>) -> Flow {
         match item {
             Item::Packet(rec) => {
                 engine.on_packet(&rec);
@@ -123,7 +124,7 @@ impl Closing {
                 if self.closes >= self.feeders - self.finished {
                     self.closes = 0;
                     engine.on_tick(end_ns);
-                    if !self.hand_over(engine, results) {
+                    if !self.hand_over(engine, out) {
                         return Flow::Stop;
                     }
                 }
@@ -133,7 +134,7 @@ impl Closing {
                 self.finished += 1;
                 if self.finished == self.feeders {
                     engine.finish();
-                    self.hand_over(engine, results);
+                    self.hand_over(engine, out);
                     return Flow::Stop;
                 }
                 Flow::Continue
@@ -142,13 +143,12 @@ impl Closing {
     }
 
     /// Sends the interval's figures; false when nobody listens any more.
-    fn hand_over(
-        &mut self,
-        engine: &mut Engine,
-        results: &Sender<(usize, WorkerInterval)>,
-    ) -> bool {
+    fn hand_over(&mut self, engine: &mut Engine, out: &mut Output<'_>) -> bool {
         let mut part = engine.take_interval();
         part.reorder_overflow = std::mem::take(&mut self.reorder_overflow);
-        results.send((self.id, part)).is_ok()
+        if let Some(a) = out.anonymizer.as_deref_mut() {
+            a.apply(&mut part);
+        }
+        out.results.send((out.id, part)).is_ok()
     }
 }
