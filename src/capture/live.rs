@@ -38,6 +38,12 @@ pub trait LiveQueue: Send {
 
     /// One line for the operator: interface, queue, mode, timestamp source, fallbacks.
     fn describe(&self) -> String;
+
+    /// Whether undoing this queue's set-up at exit needs CAP_NET_ADMIN (a program attached
+    /// through netlink rather than a BPF link), so a `--user` run must keep it.
+    fn detach_needs_net_admin(&self) -> bool {
+        false
+    }
 }
 
 impl LiveQueue for XdpQueue {
@@ -66,5 +72,10 @@ impl LiveQueue for XdpQueue {
 
     fn describe(&self) -> String {
         self.info().to_string()
+    }
+
+    fn detach_needs_net_admin(&self) -> bool {
+        // libxdp detaches its default program through netlink.
+        self.info().program == super::xdp::ProgramKind::LibxdpDefault
     }
 }

@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod config;
 pub mod gen;
 pub mod output;
+pub mod privilege;
 pub mod run;
 
 use std::path::PathBuf;
@@ -213,6 +214,12 @@ pub struct RunArgs {
     /// Stop after this long (default: until SIGINT or SIGTERM).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+
+    /// After set-up, run as this user with only the capabilities still needed (none, or
+    /// CAP_NET_ADMIN where the XDP program must be detached through netlink); no new privileges
+    /// can be gained afterwards. Output files are opened before the switch.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
 
     /// Only count received frames, decode nothing: the bare AF_XDP receive rate.
     #[arg(long)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::output::Pipeline;
-use super::{exit, CaptureKind, RunArgs};
+use super::{exit, privilege, CaptureKind, RunArgs};
 use crate::capture::af_packet::{AfPacketOptions, AfPacketQueue};
 use crate::capture::xdp::{rx_queue_count, LiveError, XdpOptions, XdpQueue};
 use crate::capture::{LiveQueue, QueueDrops};
@@ -51,6 +51,13 @@ fn now_ns() -> u64 {
 
 pub fn run(args: &RunArgs) -> i32 {
     let p = &args.pipeline;
+    // Before any thread starts, so every thread inherits it.
+    if args.user.is_some() {
+        if let Err(e) = privilege::forbid_new_privileges() {
+            eprintln!("tcpulse: {e}");
+            return exit::CAPTURE_SETUP;
+        }
+    }
     let queues = match &args.queues {
         Some(q) => q.0.clone(),
         None => (0..rx_queue_count(&args.iface).unwrap_or(1).max(1)).collect(),
@@ -70,6 +77,31 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(started) => started,
         Err(code) => return code,
     };
+    if let Some(user) = &args.user {
+        // Set-up is done (sockets bound, program attached, outputs open): become `user`.
+        let keep: Vec<u32> = if sockets.iter().any(|s| s.detach_needs_net_admin()) {
+            vec![privilege::CAP_NET_ADMIN]
+        } else {
+            Vec::new()
+        };
+        if let Err(e) = privilege::become_user(user, &keep) {
+            eprintln!("tcpulse: {e}");
+            let now = now_ns();
+            for ingest in ingests {
+                ingest.finish(Some(now));
+            }
+            return pipeline.join(exit::CAPTURE_SETUP);
+        }
+        let names: Vec<&str> = keep.iter().map(|&c| privilege::cap_name(c)).collect();
+        eprintln!(
+            "tcpulse: running as {user} with capabilities: {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+    }
 
     // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
     unsafe {

@@ -30,6 +30,7 @@ impl Config {
         overlay(&mut args.threads, c.threads.map(Some), cli, "threads");
         overlay(&mut args.ring_frames, c.ring_frames, cli, "ring_frames");
         overlay(&mut args.all_frames, c.all_frames, cli, "all_frames");
+        overlay(&mut args.user, c.user.map(Some), cli, "user");
         overlay(&mut args.promisc, c.promisc, cli, "promisc");
         overlay(&mut args.duration, c.duration.map(Some), cli, "duration");
         overlay(&mut args.no_analysis, c.no_analysis, cli, "no_analysis");
@@ -84,6 +85,7 @@ impl Config {
                 threads: args.threads,
                 ring_frames: Some(args.ring_frames),
                 all_frames: Some(args.all_frames),
+                user: args.user.clone(),
                 promisc: Some(args.promisc),
                 duration: args.duration,
                 no_analysis: Some(args.no_analysis),
@@ -141,6 +143,7 @@ mod tests {
         threads = 3
         ring_frames = 4096
         all_frames = true
+        user = "tcpulse"
         promisc = true
         duration = "90s"
         no_analysis = true
@@ -228,6 +231,7 @@ mod tests {
             "--workers=3",
             "--top-servers=7",
             "--anonymize=other.key",
+            "--user=nobody",
             "--max-flows=1000",
             "--idle-timeout=11s",
             "--half-open-timeout=12s",
@@ -246,6 +250,7 @@ mod tests {
             threads = 2
             ring_frames = 65536
             all_frames = true
+            user = "nobody"
             promisc = true
             duration = "5s"
             no_analysis = true

@@ -83,6 +83,9 @@ pub struct Capture {
     /// Every frame, not only TCP (`--all-frames`). Default `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all_frames: Option<bool>,
+    /// Run as this user after set-up (`--user`). Default: stay root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Promiscuous mode (`--promisc`). Default `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promisc: Option<bool>,
