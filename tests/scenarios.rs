@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -45,35 +45,6 @@ impl Drop for Temp {
     }
 }
 
-/// Runs a command to the end; returns its exit code and peak resident memory in bytes (the
-/// kernel's high-water mark for that one child, from wait4).
-#[expect(
-    clippy::zombie_processes,
-    reason = "the child is reaped by wait4, which std's wait cannot do with its resource usage"
-)]
-fn run_measured(cmd: &mut Command) -> (i32, u64) {
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tcpulse");
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    let mut status = 0;
-    // SAFETY: all-zero is a valid rusage (plain integers).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet waited for (std never waits unless asked);
-    // `status` and `usage` are valid for writes.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    // ru_maxrss is in KiB on Linux.
-    (code, u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024)
-}
-
 /// Analyses `pcap` with every server listed in every interval (flood checks sum a server's
 /// counters over intervals); returns the records and the peak memory.
 fn analyze(pcap: &Path, extra: &[&str]) -> (common::Run, u64) {
@@ -82,7 +53,7 @@ fn analyze(pcap: &Path, extra: &[&str]) -> (common::Run, u64) {
         pcap.file_name().unwrap().to_string_lossy()
     ));
     let out_path = out.0.to_str().unwrap();
-    let (code, peak) = run_measured(
+    let (code, peak) = common::run_measured(
         tcpulse()
             .arg("analyze")
             .arg(pcap)
@@ -284,7 +255,7 @@ fn the_mixed_example_is_the_default_capture() {
         if let Some(file) = scenario {
             cmd.arg("--scenario").arg(file);
         }
-        assert_eq!(run_measured(&mut cmd).0, 0);
+        assert_eq!(common::run_measured(&mut cmd).0, 0);
     }
     assert!(std::fs::read(&with.0).unwrap() == std::fs::read(&without.0).unwrap());
 }
@@ -338,7 +309,7 @@ fn a_syn_flood_through_a_small_flow_table() {
     .unwrap();
     let sc = file::load(&path.0).unwrap();
     let pcap = Temp::new("flood.pcap");
-    let (code, gen_peak) = run_measured(
+    let (code, gen_peak) = common::run_measured(
         tcpulse()
             .args(["gen", "--scenario"])
             .arg(&path.0)

@@ -94,6 +94,12 @@ impl Conn {
         self.has(bit::HALF_OPEN)
     }
 
+    /// Picked up mid-stream (no SYN seen) and never answered: what a flood of spoofed ACKs or
+    /// data segments leaves in the table, the least worth keeping after half-open flows.
+    pub fn one_sided_guess(&self) -> bool {
+        self.has(bit::ROLES_GUESSED) && !(self.has(bit::SENT[0]) && self.has(bit::SENT[1]))
+    }
+
     /// How the flow ends: an explicit close (FIN, RST) if there was one; an eviction as such
     /// (whether its SYN would have been answered is unknown); otherwise a SYN that never got
     /// any reply is `unanswered`, and anything else ends for `why`.

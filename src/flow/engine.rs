@@ -223,7 +223,8 @@ impl Engine {
         Some(idx)
     }
 
-    /// Frees one entry near `hash`: a half-open flow first (the SYN-flood case), then a finished
+    /// Frees one entry near `hash`: a half-open flow first (the SYN-flood case) or one picked up
+    /// mid-stream and never answered (a flood of spoofed mid-stream segments), then a finished
     /// one, then the least recently active.
     fn evict_one(&mut self, hash: u64) {
         let victim = self
@@ -231,7 +232,11 @@ impl Engine {
             .neighbours(hash, EVICTION_CANDIDATES)
             .min_by_key(|&i| {
                 let c = self.table.get(i);
-                (!c.half_open(), !c.is_finished(), c.last_ns)
+                (
+                    !(c.half_open() || c.one_sided_guess()),
+                    !c.is_finished(),
+                    c.last_ns,
+                )
             });
         if let Some(idx) = victim {
             let victim_hash = self.table.key(idx).hash();

@@ -4,7 +4,7 @@
 pub mod live;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -93,4 +93,33 @@ pub fn read_tsv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
                 .collect()
         })
         .collect()
+}
+
+/// Runs a command to the end; returns its exit code and peak resident memory in bytes (the
+/// kernel's high-water mark for that one child, from wait4).
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which std's wait cannot do with its resource usage"
+)]
+pub fn run_measured(cmd: &mut Command) -> (i32, u64) {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tcpulse");
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    let mut status = 0;
+    // SAFETY: all-zero is a valid rusage (plain integers).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for (std never waits unless asked);
+    // `status` and `usage` are valid for writes.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    // ru_maxrss is in KiB on Linux.
+    (code, u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024)
 }
