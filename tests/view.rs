@@ -381,3 +381,273 @@ fn merging_captures_split_by_time_equals_the_whole() {
         &["active_flows", "half_open"],
     );
 }
+
+fn report(input: &Path, extra: &[&str]) -> String {
+    run_ok(
+        bin()
+            .arg("report")
+            .arg(input)
+            .args(["--color", "never"])
+            .args(extra),
+    )
+}
+
+/// The report names the finding the capture is known for, with the server and the evidence.
+#[test]
+fn report_names_the_expected_diagnosis() {
+    let dir = tmp("report");
+    // A SYN answered by RST after two resends (tshark: one refused stream).
+    let refused = dir.join("refused.jsonl");
+    analyze(
+        &[&common::shared_pcaps().join("chrissanders_nowebaccess2.pcapng")],
+        &refused,
+        &[],
+    );
+    let text = report(&refused, &[]);
+    assert!(
+        text.contains("172.16.0.102:80: RST to SYN: closed port, service down"),
+        "{text}"
+    );
+    assert!(text.contains("1 of 1 connection attempts answered by RST (100.0%)"));
+    assert!(!text.contains("\x1b["), "no colours when told so");
+
+    // A SYN scan: nearly 2000 SYNs, almost none answered.
+    let scan = dir.join("scan.jsonl");
+    analyze(
+        &[&common::shared_pcaps().join("chrissanders_synscan.pcapng")],
+        &scan,
+        &["--top-servers", "3"],
+    );
+    let text = report(&scan, &["--top-servers", "3"]);
+    assert!(
+        text.contains(": SYNs unanswered: SYN backlog overflow suspect"),
+        "{text}"
+    );
+
+    // The slow-server scenario: SYN/ACKs resent on its busiest servers; a threshold raised
+    // above what the scenario shows silences the finding.
+    let pcap = dir.join("slow.pcap");
+    run_ok(
+        bin()
+            .args([
+                "gen",
+                "--scenario",
+                "configs/scenarios/slow-server.toml",
+                "-o",
+            ])
+            .arg(&pcap),
+    );
+    let slow = dir.join("slow.jsonl");
+    analyze(&[&pcap], &slow, &[]);
+    let text = report(&slow, &["--top-servers", "3"]);
+    assert!(
+        text.contains("SYN/ACK resent: accept queue full, or final ACKs lost"),
+        "{text}"
+    );
+    let table_header = text.lines().nth(1).unwrap();
+    for column in [
+        "server", "hs p50", "hs p99", "SYN/s", "backlog", "retx", "RST>SYN",
+    ] {
+        assert!(table_header.contains(column), "{table_header}");
+    }
+    let quiet = report(&slow, &["--top-servers", "3", "--synack-resent", "10"]);
+    assert!(!quiet.contains("SYN/ACK resent"), "{quiet}");
+
+    // Per window: one table per 10 s of records, and the diagnosis in each.
+    let windows = report(&slow, &["--top-servers", "3", "--window", "10s"]);
+    assert!(windows.matches("diagnosis:").count() >= 5, "{windows}");
+
+    // Live standard input (as from `tcpulse run -o -`), with a malformed line in it.
+    let mut input = std::fs::read(&refused).unwrap();
+    input.extend_from_slice(b"{not json\n");
+    let mut child = bin()
+        .args(["report", "-", "--color", "always", "--window", "own"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let (text, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(text.matches("diagnosis:").count(), 2, "{text}");
+    assert!(text.contains("\x1b[31;1mRST to SYN"), "{text}");
+    assert!(err.contains("1 malformed lines skipped"), "{err}");
+}
+
+/// A minimal PNG reader: the distinct RGB colours of an 8-bit RGB or RGBA image, not
+/// interlaced (what the browser writes). Panics on anything else: the test must see pixels.
+fn png_colours(png: &[u8]) -> usize {
+    use std::io::Read as _;
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    let (mut pos, mut idat) = (8, Vec::new());
+    let (mut width, mut height, mut channels) = (0usize, 0usize, 0usize);
+    while pos + 8 <= png.len() {
+        let len = u32::from_be_bytes(png[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind = &png[pos + 4..pos + 8];
+        let body = &png[pos + 8..pos + 8 + len];
+        match kind {
+            b"IHDR" => {
+                width = u32::from_be_bytes(body[0..4].try_into().unwrap()) as usize;
+                height = u32::from_be_bytes(body[4..8].try_into().unwrap()) as usize;
+                assert_eq!(body[8], 8, "bit depth");
+                channels = match body[9] {
+                    2 => 3,
+                    6 => 4,
+                    t => panic!("colour type {t}"),
+                };
+                assert_eq!(body[12], 0, "interlace");
+            }
+            b"IDAT" => idat.extend_from_slice(body),
+            b"IEND" => break,
+            _ => {}
+        }
+        pos += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let stride = width * channels;
+    assert_eq!(raw.len(), height * (stride + 1), "image data size");
+    let mut prev = vec![0u8; stride];
+    let mut colours = std::collections::HashSet::new();
+    for row in raw.chunks(stride + 1) {
+        let (filter, data) = (row[0], &row[1..]);
+        let mut cur = vec![0u8; stride];
+        for i in 0..stride {
+            let a = if i >= channels { cur[i - channels] } else { 0 };
+            let b = prev[i];
+            let c = if i >= channels { prev[i - channels] } else { 0 };
+            let pred = match filter {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                4 => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                f => panic!("filter {f}"),
+            };
+            cur[i] = data[i].wrapping_add(pred);
+        }
+        for px in cur.chunks(channels) {
+            colours.insert((px[0], px[1], px[2]));
+        }
+        prev = cur;
+    }
+    colours.len()
+}
+
+/// The charts parse as XML with the parts a chart needs, and render in a browser to images
+/// with many colours (lines, text, grid), not a blank page. Chromium comes from scripts/setup;
+/// without it this test fails rather than skips.
+#[test]
+fn plot_writes_charts_that_render_in_a_browser() {
+    let dir = tmp("plot");
+    let pcap = gen(
+        &dir,
+        "mixed.pcap",
+        &["--connections", "1500", "--spread", "6"],
+    );
+    let taps = split_by_flow(&pcap, &dir, 2);
+    let outs: Vec<PathBuf> = taps
+        .iter()
+        .map(|t| {
+            let out = t.with_extension("jsonl");
+            analyze(&[t], &out, &["--top-servers", "100000"]);
+            out
+        })
+        .collect();
+    let charts = dir.join("charts");
+    let out = bin()
+        .arg("plot")
+        .args(&outs)
+        .arg("-o")
+        .arg(&charts)
+        .args(["--top", "4"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = [
+        "handshake-rtt.svg",
+        "retransmit-ratio.svg",
+        "syn-rate.svg",
+        "handshake-rate.svg",
+    ];
+    for name in names {
+        let text = std::fs::read_to_string(charts.join(name)).unwrap();
+        let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "svg");
+        assert_eq!(
+            root.tag_name().namespace(),
+            Some("http://www.w3.org/2000/svg")
+        );
+        let count = |tag: &str| doc.descendants().filter(|n| n.has_tag_name(tag)).count();
+        assert!(
+            count("path") >= 3,
+            "{name}: lines for the total and the servers"
+        );
+        assert!(
+            count("text") >= 15,
+            "{name}: title, axis labels, ticks, legend"
+        );
+        assert!(count("title") == 1, "{name}");
+    }
+
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+        .expect("chromium is needed to check the charts render (scripts/setup installs it)");
+    for name in names {
+        let png = charts.join(name).with_extension("png");
+        let out = Command::new(chromium)
+            .args([
+                "--headless",
+                "--disable-gpu",
+                "--no-sandbox",
+                "--hide-scrollbars",
+                "--window-size=960,540",
+            ])
+            .arg(format!("--screenshot={}", png.display()))
+            .arg(format!("file://{}", charts.join(name).display()))
+            .output()
+            .unwrap();
+        let bytes = std::fs::read(&png).unwrap_or_else(|e| {
+            panic!(
+                "{name}: no screenshot ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let colours = png_colours(&bytes);
+        eprintln!(
+            "{name}: {} bytes of PNG, {colours} distinct colours",
+            bytes.len()
+        );
+        // A blank page is 1 colour; black text on white with anti-aliasing gives tens of
+        // greys; coloured lines add hundreds more.
+        assert!(colours > 100, "{name}: only {colours} colours");
+    }
+}

@@ -18,8 +18,9 @@ const TOP: f64 = 50.0;
 const BOTTOM: f64 = 60.0;
 
 /// Distinct colours that stay apart for the colour-blind (Okabe and Ito's set, plus grey).
+/// The first series (every server together) is black.
 const COLOURS: [&str; 9] = [
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
+    "#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
     "#999999",
 ];
 
@@ -240,12 +241,18 @@ pub fn line_chart(title: &str, x: &Axis, y: &Axis, series: &[Series], steps: boo
 fn cdf(h: &LatencyHist) -> Vec<(f64, f64)> {
     let total = h.count().max(1) as f64;
     let mut seen = 0u64;
-    h.buckets()
+    let mut points: Vec<(f64, f64)> = h
+        .buckets()
         .map(|(v, n)| {
             seen += n;
             (v.max(1) as f64, 100.0 * seen as f64 / total)
         })
-        .collect()
+        .collect();
+    // The staircase rises from 0 at the lowest value.
+    if let Some(&(x, _)) = points.first() {
+        points.insert(0, (x, 0.0));
+    }
+    points
 }
 
 /// The servers to draw: the busiest by handshakes completed, then by packets.
@@ -313,7 +320,8 @@ pub fn charts(total: &Merged, windows: &[Merged], top: usize) -> Vec<(&'static s
     ));
 
     // Time series: a value per window for each drawn server and the total.
-    let series = |value: &dyn Fn(&Counters, f64) -> f64| -> Vec<Series> {
+    // `value` is None where there is nothing to show (a ratio without data): a gap, not 0.
+    let series = |value: &dyn Fn(&Counters, f64) -> Option<f64>| -> Vec<Series> {
         let mut all = vec![Series {
             name: "all servers".into(),
             points: Vec::new(),
@@ -326,7 +334,9 @@ pub fn charts(total: &Merged, windows: &[Merged], top: usize) -> Vec<(&'static s
             let r = &w.record;
             let t = r.start_ns.saturating_sub(t0) as f64 / 1e9;
             let secs = (r.end_ns.saturating_sub(r.start_ns) as f64 / 1e9).max(1e-9);
-            all[0].points.push((t, value(&r.tcp.counters, secs)));
+            all[0]
+                .points
+                .extend(value(&r.tcp.counters, secs).map(|v| (t, v)));
             for (k, name) in names.iter().enumerate() {
                 let c = r
                     .servers
@@ -334,7 +344,7 @@ pub fn charts(total: &Merged, windows: &[Merged], top: usize) -> Vec<(&'static s
                     .find(|s| s.server == *name)
                     .map(|s| s.counters)
                     .unwrap_or_default();
-                all[k + 1].points.push((t, value(&c, secs)));
+                all[k + 1].points.extend(value(&c, secs).map(|v| (t, v)));
             }
         }
         all
@@ -349,7 +359,8 @@ pub fn charts(total: &Merged, windows: &[Merged], top: usize) -> Vec<(&'static s
             .fold(0.0f64, f64::max)
     };
 
-    let retx = series(&|c, _| c.retransmit_ratio() * 100.0);
+    let retx =
+        series(&|c, _| (c.get(Counter::data_segments) > 0).then(|| c.retransmit_ratio() * 100.0));
     let y = Axis::linear(
         "retransmitted data segments (%)".into(),
         0.0,
@@ -374,7 +385,7 @@ pub fn charts(total: &Merged, windows: &[Merged], top: usize) -> Vec<(&'static s
             "handshakes completed per second",
         ),
     ] {
-        let s = series(&|c, secs| c.get(counter) as f64 / secs);
+        let s = series(&|c, secs| Some(c.get(counter) as f64 / secs));
         let y = Axis::linear(label.into(), 0.0, y_max(&s), |v| format!("{v}"));
         out.push((file, line_chart(title, &time_axis(), &y, &s, false)));
     }

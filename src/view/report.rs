@@ -128,8 +128,9 @@ pub fn diagnose(c: &Counters, secs: f64, th: &Thresholds) -> Vec<(Finding, Strin
         out.push((
             Finding::SynUnanswered,
             format!(
-                "{unanswered} of {attempts} connection attempts unanswered ({}), {syn_resent} \
+                "{unanswered} of {} connection attempts unanswered ({}), {syn_resent} \
                  SYN resends ({}); backlog pressure {:.3}",
+                attempts.max(unanswered),
                 pct(share(unanswered, attempts)),
                 pct(share(syn_resent, attempts)),
                 c.backlog_pressure()
