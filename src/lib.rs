@@ -15,3 +15,4 @@ pub mod gen;
 pub mod metrics;
 pub mod sink;
 pub mod transmit;
+pub mod view;

@@ -1,6 +1,6 @@
 use clap::{CommandFactory, FromArgMatches};
 
-use tcpulse::cli::{analyze, config, gen, run, Cli, Command};
+use tcpulse::cli::{analyze, config, gen, run, view, Cli, Command};
 
 fn main() {
     // Two steps instead of `Cli::parse()`: `--config` needs the matches to tell flags given on
@@ -14,6 +14,9 @@ fn main() {
         Ok(Command::Gen(args)) => gen::run(&args),
         Ok(Command::Run(args)) => run::run(&args),
         Ok(Command::Config(command)) => config::run(&command),
+        Ok(Command::Merge(args)) => view::merge(&args),
+        Ok(Command::Report(args)) => view::report(&args),
+        Ok(Command::Plot(args)) => view::plot(&args),
     };
     std::process::exit(code);
 }

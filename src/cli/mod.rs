@@ -7,6 +7,7 @@ pub mod gen;
 pub mod output;
 pub mod privilege;
 pub mod run;
+pub mod view;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,6 +57,15 @@ pub enum Command {
     /// Check configuration files, or show the configuration one resolves to (docs/config.md).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Merge interval records of many appliances and times into one record per window, exactly
+    /// (histograms are added from their `hdr` form); the output merges again (docs/view.md).
+    Merge(view::MergeArgs),
+    /// A table per server and a diagnosis (SYN backlog, accept queue, closed port, slow
+    /// receiver, CLOSE_WAIT, pooling, path loss) from interval records, a file or live stdin.
+    Report(view::ReportArgs),
+    /// SVG charts from interval records: handshake time distributions per server, retransmit
+    /// ratio, SYN and handshake rates over time.
+    Plot(view::PlotArgs),
 }
 
 #[derive(Subcommand, Debug, Clone)]

@@ -84,6 +84,15 @@ impl Counters {
         }
     }
 
+    /// Counters read back by name (from a record); a name `value` does not know reads as 0.
+    pub fn from_named(value: impl Fn(&str) -> Option<u64>) -> Counters {
+        let mut c = Counters::default();
+        for &k in Counter::ALL {
+            c.0[k as usize] = value(k.name()).unwrap_or(0);
+        }
+        c
+    }
+
     pub fn is_zero(&self) -> bool {
         self.0.iter().all(|&v| v == 0)
     }

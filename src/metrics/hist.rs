@@ -63,16 +63,28 @@ impl LatencyHist {
         &self.0
     }
 
-    /// Decodes a histogram exported as `hdr`.
+    /// Decodes a histogram exported as `hdr`, with the precision it was written with (3
+    /// significant figures interval-wide, 2 per server), so merging decoded histograms gives
+    /// the same buckets as merging the originals.
     pub fn from_base64(text: &str) -> Option<LatencyHist> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text)
             .ok()?;
         let mut de = hdrhistogram::serialization::Deserializer::new();
         let h: Histogram<u64> = de.deserialize(&mut bytes.as_slice()).ok()?;
-        let mut out = LatencyHist::default();
-        out.0.add(&h).ok()?;
-        Some(out)
+        Some(LatencyHist(h))
+    }
+
+    /// Significant figures kept.
+    pub fn sigfigs(&self) -> u8 {
+        self.0.sigfig()
+    }
+
+    /// Each recorded bucket as (highest value it stands for, count), lowest first.
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.0
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
     }
 
     pub fn summary(&self) -> HistSummary {
@@ -142,5 +154,30 @@ mod tests {
         a.merge(&b);
         assert_eq!(a.count(), 3);
         assert_eq!(a.summary().max, a.inner().highest_equivalent(MAX_US));
+    }
+
+    #[test]
+    fn decoding_keeps_the_precision_so_merged_decodes_equal_merged_originals() {
+        let (mut a, mut b) = (LatencyHist::per_server(), LatencyHist::per_server());
+        for i in 0..500u64 {
+            a.record_ns(i * 7_919_000 % 90_000_000);
+            b.record_ns(i * 104_729 % 3_000_000 + 1_000);
+        }
+        let mut decoded = LatencyHist::from_base64(&a.summary().hdr).unwrap();
+        assert_eq!(decoded.sigfigs(), 2);
+        decoded.merge(&LatencyHist::from_base64(&b.summary().hdr).unwrap());
+        a.merge(&b);
+        assert_eq!(decoded.summary().p99, a.summary().p99);
+        assert_eq!(
+            decoded.buckets().collect::<Vec<_>>(),
+            a.buckets().collect::<Vec<_>>()
+        );
+        let (da, db) = (decoded.summary(), a.summary());
+        assert_eq!(
+            (da.count, da.min, da.p50, da.p90, da.max),
+            (db.count, db.min, db.p50, db.p90, db.max)
+        );
+        assert!(LatencyHist::from_base64("not base64!").is_none());
+        assert!(LatencyHist::from_base64("SElTVEZBQUFB").is_none());
     }
 }

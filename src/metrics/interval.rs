@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::counters::{Counter, Counters};
 use super::hist::{HistSummary, LatencyHist};
@@ -41,10 +41,36 @@ impl CaptureStats {
         self.time_jumps += other.time_jumps;
         self.drops.merge(&other.drops);
     }
+
+    /// The `capture` object of an interval record: reasons by name, and their two sums.
+    pub fn to_json(&self) -> CaptureJson {
+        let sum = |malformed: bool| {
+            DecodeError::ALL
+                .iter()
+                .filter(|e| e.is_malformed() == malformed)
+                .map(|e| self.decode[e.index()])
+                .sum()
+        };
+        CaptureJson {
+            packets: self.packets,
+            bytes: self.bytes,
+            non_tcp: sum(false),
+            malformed: sum(true),
+            decode_errors: DecodeError::ALL
+                .iter()
+                .map(|e| (e.name(), self.decode[e.index()]))
+                .collect(),
+            ts_backwards: self.ts_backwards,
+            time_jumps: self.time_jumps,
+            drops: self.drops.clone(),
+        }
+    }
 }
 
 /// The monitor's own losses. Offline analysis never drops; live capture fills the XDP fields.
-#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+/// Read back by `tcpulse merge`: a field missing from older records reads as 0.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(default)]
 pub struct Drops {
     pub xdp_rx_dropped: u64,
     pub xdp_rx_ring_full: u64,
@@ -128,6 +154,50 @@ pub struct IntervalRecord {
     pub servers: Vec<ServerJson>,
     /// Servers active in the interval but not listed (beyond the top-N).
     pub servers_omitted: u64,
+    /// Written by `tcpulse merge` only: how many input records this one sums, and their
+    /// sources (`source` then names them all, joined by ` + `).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<String>>,
+}
+
+impl TcpJson {
+    pub fn new(counters: Counters, active_flows: u64, half_open: u64) -> Self {
+        TcpJson {
+            counters,
+            retransmit_ratio: round4(counters.retransmit_ratio()),
+            backlog_pressure: round4(counters.backlog_pressure()),
+            active_flows,
+            half_open,
+        }
+    }
+}
+
+impl ServerJson {
+    /// One server's row; `overflow` is the bucket of servers beyond the per-worker limit.
+    pub fn new(
+        overflow: bool,
+        endpoint: Endpoint,
+        counters: Counters,
+        half_open: u64,
+        active_flows: u64,
+        hist: Option<&LatencyHist>,
+    ) -> Self {
+        ServerJson {
+            server: if overflow {
+                "other".to_string()
+            } else {
+                endpoint.to_string()
+            },
+            counters,
+            half_open,
+            active_flows,
+            backlog_pressure: round4(counters.backlog_pressure()),
+            retransmit_ratio: round4(counters.retransmit_ratio()),
+            handshake_total_us: hist.map(LatencyHist::summary).unwrap_or_default(),
+        }
+    }
 }
 
 /// One server summed over workers.
@@ -180,68 +250,32 @@ pub fn merge_interval(
         total.merge(&s.counters);
         half_open += s.half_open;
     }
-    let listed = select_servers(&servers, top_servers);
+    let listed = select_servers(servers.iter().map(|(k, s)| (*k, &s.counters)), top_servers);
     let servers_omitted = (servers.len() - listed.len()) as u64;
     let server_json = listed
         .into_iter()
         .map(|key| {
             let s = &servers[&key];
-            ServerJson {
-                server: if s.overflow {
-                    "other".to_string()
-                } else {
-                    key.1.to_string()
-                },
-                counters: s.counters,
-                half_open: s.half_open,
-                active_flows: s.active_flows,
-                backlog_pressure: round4(s.counters.backlog_pressure()),
-                retransmit_ratio: round4(s.counters.retransmit_ratio()),
-                handshake_total_us: s
-                    .hist
-                    .as_ref()
-                    .map(LatencyHist::summary)
-                    .unwrap_or_default(),
-            }
+            ServerJson::new(
+                s.overflow,
+                key.1,
+                s.counters,
+                s.half_open,
+                s.active_flows,
+                s.hist.as_ref(),
+            )
         })
         .collect();
 
-    let decode_errors = DecodeError::ALL
-        .iter()
-        .map(|e| (e.name(), capture.decode[e.index()]))
-        .collect();
-    let malformed = DecodeError::ALL
-        .iter()
-        .filter(|e| e.is_malformed())
-        .map(|e| capture.decode[e.index()])
-        .sum();
-    let non_tcp = DecodeError::ALL
-        .iter()
-        .filter(|e| !e.is_malformed())
-        .map(|e| capture.decode[e.index()])
-        .sum();
+    let mut capture = capture.clone();
+    capture.drops = drops;
     let record = IntervalRecord {
         kind: "interval",
         start_ns,
         end_ns,
         source: source.to_string(),
-        capture: CaptureJson {
-            packets: capture.packets,
-            bytes: capture.bytes,
-            non_tcp,
-            malformed,
-            decode_errors,
-            ts_backwards: capture.ts_backwards,
-            time_jumps: capture.time_jumps,
-            drops,
-        },
-        tcp: TcpJson {
-            counters: total,
-            retransmit_ratio: round4(total.retransmit_ratio()),
-            backlog_pressure: round4(total.backlog_pressure()),
-            active_flows,
-            half_open,
-        },
+        capture: capture.to_json(),
+        tcp: TcpJson::new(total, active_flows, half_open),
         histograms: match hists {
             Some(h) => HistogramsJson {
                 handshake_total_us: h.total.summary(),
@@ -256,6 +290,8 @@ pub fn merge_interval(
         },
         servers: server_json,
         servers_omitted,
+        merged: None,
+        sources: None,
     };
     (record, flows)
 }
@@ -276,38 +312,36 @@ fn add_server(servers: &mut BTreeMap<(bool, Endpoint), ServerSum>, s: ServerSnap
 
 /// The `n` busiest servers by packets, plus up to `n` more that show handshake trouble (SYN
 /// or SYN/ACK resends, unanswered SYNs, RSTs to SYN): a server under a SYN flood may carry
-/// little traffic and must still be seen.
-fn select_servers(
-    servers: &BTreeMap<(bool, Endpoint), ServerSum>,
+/// little traffic and must still be seen. Ties go to the lower key, so the choice does not
+/// depend on the order servers come in (workers here, appliances in `tcpulse merge`).
+pub fn select_servers<'a, K: Ord + Copy + 'a>(
+    servers: impl Iterator<Item = (K, &'a Counters)>,
     n: usize,
-) -> Vec<(bool, Endpoint)> {
-    let mut by_traffic: Vec<_> = servers
-        .iter()
-        .filter(|(_, s)| !s.counters.is_zero())
-        .collect();
+) -> Vec<K> {
+    let mut by_traffic: Vec<_> = servers.filter(|(_, c)| !c.is_zero()).collect();
     by_traffic.sort_by(|a, b| {
-        b.1.counters
-            .get(Counter::packets)
-            .cmp(&a.1.counters.get(Counter::packets))
-            .then(a.0.cmp(b.0))
+        b.1.get(Counter::packets)
+            .cmp(&a.1.get(Counter::packets))
+            .then(a.0.cmp(&b.0))
     });
-    let mut chosen: Vec<_> = by_traffic.iter().take(n).map(|(k, _)| **k).collect();
-    let trouble = |s: &ServerSum| {
-        s.counters.get(Counter::syn_retransmits)
-            + s.counters.get(Counter::synack_retransmits)
-            + s.counters.get(Counter::unanswered_syn)
-            + s.counters.get(Counter::rst_to_syn)
+    let mut chosen: Vec<_> = by_traffic.iter().take(n).map(|(k, _)| *k).collect();
+    let trouble = |c: &Counters| {
+        c.get(Counter::syn_retransmits)
+            + c.get(Counter::synack_retransmits)
+            + c.get(Counter::unanswered_syn)
+            + c.get(Counter::rst_to_syn)
     };
     let mut troubled: Vec<_> = by_traffic
         .iter()
         .skip(n)
-        .filter(|(_, s)| trouble(s) > 0)
+        .filter(|(_, c)| trouble(c) > 0)
         .collect();
-    troubled.sort_by(|a, b| trouble(b.1).cmp(&trouble(a.1)).then(a.0.cmp(b.0)));
-    chosen.extend(troubled.iter().take(n).map(|(k, _)| **k));
+    troubled.sort_by(|a, b| trouble(b.1).cmp(&trouble(a.1)).then(a.0.cmp(&b.0)));
+    chosen.extend(troubled.iter().take(n).map(|(k, _)| *k));
     chosen
 }
 
-fn round4(x: f64) -> f64 {
+/// Ratios in records carry four decimals.
+pub fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
