@@ -231,6 +231,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
 
+    /// Show a status line on standard error: frames/s, frames, own drops (default: when it is
+    /// a terminal).
+    #[arg(long)]
+    pub progress: Option<bool>,
+
     /// Only count received frames, decode nothing: the bare AF_XDP receive rate.
     #[arg(long)]
     pub no_analysis: bool,

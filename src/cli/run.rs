@@ -2,6 +2,7 @@
 //! sinks as `analyze`. Capture time comes from the XDP receive timestamps; intervals also close
 //! on the clock when no packet comes, so a quiet link still reports.
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -130,6 +131,7 @@ pub fn run(args: &RunArgs) -> i32 {
     }
 
     let deadline = args.duration.map(|d| Instant::now() + d);
+    let mut status = progress_wanted(args.progress).then(Status::new);
     while !control.stop.load(Ordering::SeqCst) {
         if SIGNALLED.load(Ordering::Relaxed)
             || control.lost.load(Ordering::Relaxed)
@@ -138,7 +140,13 @@ pub fn run(args: &RunArgs) -> i32 {
             control.stop_now();
             break;
         }
+        if let Some(s) = &mut status {
+            s.show(&control);
+        }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if status.is_some() {
+        eprintln!();
     }
     for t in threads {
         let _ = t.join();
@@ -200,6 +208,10 @@ fn open_queues(args: &RunArgs, queues: &[u32]) -> Result<Vec<Box<dyn LiveQueue>>
 /// Shared by the main thread and the capture threads.
 #[derive(Default)]
 struct Control {
+    /// Frames received and dropped by the monitor itself (kernel rings, worker queues), over
+    /// all capture threads: added once per receive batch or interval, read by the status line.
+    frames: AtomicU64,
+    own_drops: AtomicU64,
     stop: AtomicBool,
     /// Capture time at which every capture thread ends its last interval (the same for all,
     /// so workers see every feeder close the same intervals).
@@ -228,7 +240,7 @@ fn capture_loop(
     }
     let mut last = QueueDrops::default();
     let mut failed = false;
-    let (mut last_ts, mut flushed_at) = (0, 0);
+    let (mut last_ts, mut flushed_at, mut ring_full_seen) = (0, 0, 0);
     loop {
         let received = if failed {
             // The socket is gone: keep the clock going until the main thread stops everyone.
@@ -248,6 +260,7 @@ fn capture_loop(
                 flushed_at = last_ts;
             }
             Ok(n) => {
+                ctl.frames.fetch_add(n as u64, Ordering::Relaxed);
                 if last_ts.wrapping_sub(flushed_at) >= FLUSH_EVERY_NS {
                     ingest.flush();
                     flushed_at = last_ts;
@@ -258,6 +271,10 @@ fn capture_loop(
             }
             Err(_) => {}
         }
+        let ring_full = ingest.ring_full_total();
+        ctl.own_drops
+            .fetch_add(ring_full - ring_full_seen, Ordering::Relaxed);
+        ring_full_seen = ring_full;
         if let Err(e) = &received {
             eprintln!("tcpulse: {e}");
             failed = true;
@@ -273,7 +290,10 @@ fn capture_loop(
         };
         if stopping || ingest.interval_end().is_some_and(|end| end <= horizon) {
             if !failed {
+                let before = own_drops(&ingest.stats.drops);
                 add_drops(&mut ingest.stats.drops, &mut last, socket.drops());
+                let gained = own_drops(&ingest.stats.drops) - before;
+                ctl.own_drops.fetch_add(gained, Ordering::Relaxed);
             }
             ingest.advance_to(horizon);
         }
@@ -282,6 +302,47 @@ fn capture_loop(
             return;
         }
     }
+}
+
+fn progress_wanted(flag: Option<bool>) -> bool {
+    flag.unwrap_or_else(|| std::io::stderr().is_terminal())
+}
+
+/// The live status line on stderr (a terminal): rates and the monitor's own drops, twice a
+/// second.
+struct Status {
+    last: Instant,
+    frames: u64,
+}
+
+impl Status {
+    fn new() -> Self {
+        Status {
+            last: Instant::now(),
+            frames: 0,
+        }
+    }
+
+    fn show(&mut self, ctl: &Control) {
+        let now = Instant::now();
+        let secs = now.duration_since(self.last).as_secs_f64();
+        if secs < 0.5 {
+            return;
+        }
+        let frames = ctl.frames.load(Ordering::Relaxed);
+        eprint!(
+            "\rtcpulse: {:>9.0} frames/s  {:>12} frames  own drops {:<10}",
+            (frames - self.frames) as f64 / secs,
+            frames,
+            ctl.own_drops.load(Ordering::Relaxed)
+        );
+        (self.last, self.frames) = (now, frames);
+    }
+}
+
+/// Frames lost by the kernel side of a queue, as counted in `drops`.
+fn own_drops(d: &Drops) -> u64 {
+    d.xdp_rx_dropped + d.xdp_rx_ring_full + d.xdp_fill_ring_empty + d.af_packet_drops
 }
 
 /// Adds the queue's drop counters gained since `last` to `drops`.

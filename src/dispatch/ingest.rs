@@ -104,6 +104,11 @@ impl Ingest {
         self.feeder.vouch(ts);
     }
 
+    /// Records dropped at full worker queues since the start.
+    pub fn ring_full_total(&self) -> u64 {
+        self.feeder.ring_full_total
+    }
+
     /// The end of the current interval, once the clock has started.
     pub fn interval_end(&self) -> Option<u64> {
         self.clock.end()

@@ -80,8 +80,10 @@ pub struct Feeder {
     through: u64,
     /// The watermark each worker last heard.
     told: Vec<u64>,
-    /// Records dropped because a worker's queue was full (only in `Drop` mode).
+    /// Records dropped because a worker's queue was full (only in `Drop` mode), since the
+    /// interval record last took them, and in all.
     pub ring_full_drops: u64,
+    pub ring_full_total: u64,
 }
 
 impl Workers {
@@ -142,6 +144,7 @@ impl Workers {
                 through: 0,
                 told: vec![0; workers],
                 ring_full_drops: 0,
+                ring_full_total: 0,
             })
             .collect();
         Ok((Workers { handles }, feeders))
@@ -194,6 +197,7 @@ impl Feeder {
                 Ok(()) => true,
                 Err(TrySendError::Full(ToWorker::Packets { mut batch, .. })) => {
                     self.ring_full_drops += batch.len() as u64;
+                    self.ring_full_total += batch.len() as u64;
                     batch.clear();
                     self.pending[w] = batch;
                     false
