@@ -48,6 +48,9 @@ impl Config {
         overlay(&mut p.top_servers, pl.top_servers, cli, "top_servers");
         overlay(&mut p.output, out.records, cli, "output");
         overlay(&mut p.flows, out.flows.map(Some), cli, "flows");
+        // `--sink` flags replace the file's `[[sink]]` list as a whole.
+        let sinks = (!self.sinks.is_empty()).then(|| self.sinks.clone());
+        overlay(&mut p.sink, sinks, cli, "sink");
         let t = &mut p.table;
         overlay(&mut t.max_flows, ft.max_flows, cli, "max_flows");
         overlay(&mut t.idle_timeout, ft.idle_timeout, cli, "idle_timeout");
@@ -110,6 +113,8 @@ impl Config {
                 records: Some(p.output.clone()),
                 flows: p.flows.clone(),
             },
+            sink_tables: Vec::new(),
+            sinks: p.sink.clone(),
         }
     }
 }
@@ -150,6 +155,11 @@ mod tests {
         [output]
         records = "intervals.jsonl"
         flows = "flows.jsonl"
+        [[sink]]
+        kind = "file"
+        path = "sink.jsonl"
+        max_bytes = "100M"
+        keep = 3
     "#;
 
     /// `argv` parsed as main parses it, then `FILE` applied.
@@ -172,10 +182,16 @@ mod tests {
     fn every_option_of_run_and_analyze_has_a_key() {
         // The leaf names of a file that sets every key; `records` is `--output`.
         let full = toml::Table::try_from(Config::parse(FILE).unwrap()).unwrap();
+        // Arrays of tables (`[[sink]]`) stand for their repeated flag (`--sink`).
         let keys: Vec<&str> = full
             .values()
             .filter_map(toml::Value::as_table)
             .flat_map(|section| section.keys().map(String::as_str))
+            .chain(
+                full.iter()
+                    .filter(|(_, v)| v.is_array())
+                    .map(|(k, _)| k.as_str()),
+            )
             .map(|k| if k == "records" { "output" } else { k })
             .collect();
         // Not settings of the job: the file itself, the terminal, the inputs.
@@ -226,6 +242,7 @@ mod tests {
             "--half-closed-stall=14s",
             "--output=-",
             "--flows=other.jsonl",
+            "--sink=stdout",
         ]);
         let expected = r#"
             [capture]
@@ -253,6 +270,8 @@ mod tests {
             [output]
             records = "-"
             flows = "other.jsonl"
+            [[sink]]
+            kind = "stdout"
         "#;
         assert_eq!(resolved, Config::parse(expected).unwrap());
     }
