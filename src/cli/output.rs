@@ -18,8 +18,9 @@ use crate::dispatch::ingest::{Ingest, IntervalMeta};
 use crate::dispatch::{Backpressure, Workers};
 use crate::flow::WorkerInterval;
 use crate::metrics::interval::{merge_interval, CaptureStats};
+use crate::sink::account::Totals;
 use crate::sink::file::Rotation;
-use crate::sink::set::{SinkWatch, SHUTDOWN_GRACE};
+use crate::sink::set::{with_accounting, SinkWatch, SHUTDOWN_GRACE};
 use crate::sink::spec::Records;
 use crate::sink::{FileSink, JsonLines, Sink, SinkSet, StdoutSink};
 
@@ -76,6 +77,8 @@ pub struct Outputs {
     /// `analyze`'s main outputs; `None` live, where they are in `set`.
     direct: Option<Sinks>,
     set: SinkSet,
+    /// The sinks' totals as of the last record the main outputs got.
+    direct_base: Arc<[Totals]>,
 }
 
 impl Outputs {
@@ -99,7 +102,12 @@ impl Outputs {
             set.add(sink, &settings.delivery, intervals, flows)
                 .map_err(|e| format!("cannot start a sink thread: {e}"))?;
         }
-        Ok(Outputs { direct, set })
+        let direct_base = vec![Totals::default(); set.names().len()].into();
+        Ok(Outputs {
+            direct,
+            set,
+            direct_base,
+        })
     }
 
     /// Whether the flow workers must make flow records.
@@ -118,15 +126,20 @@ impl Outputs {
         record: &T,
         flows: &[F],
     ) -> io::Result<()> {
-        let claims = self.set.claims();
         let json = serde_json::to_string(record).map_err(io::Error::from)?;
-        let json = SinkSet::with_accounting(json, &claims);
+        let totals = self.set.snapshot();
         let mut result = Ok(());
         if let Some(direct) = &mut self.direct {
-            result = direct.write_interval(&json);
+            let names = self.set.names();
+            result = if names.is_empty() {
+                direct.write_interval(&json)
+            } else {
+                direct.write_interval(&with_accounting(&json, names, &totals, &self.direct_base))
+            };
+            self.direct_base = totals.clone();
         }
         if !self.set.is_empty() {
-            self.set.send_interval(&Arc::from(json), claims);
+            self.set.send_interval(&Arc::from(json), &totals);
         }
         let direct_flows = self.direct.as_ref().is_some_and(Sinks::wants_flows);
         if direct_flows || self.set.wants_flows() {

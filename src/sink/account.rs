@@ -1,17 +1,28 @@
 //! What each sink did, for the `"sinks"` part of interval records.
 //!
-//! Each interval record carries, per sink, what happened since the previous interval record
-//! that reached that sink. The merger takes a sink's pending counts when it builds a record
-//! (the record's "claim"); if the record then fails to reach that sink (queue full, batch
-//! dropped), the claim goes back into the pending counts, so the next record that does arrive
-//! reports it. A consumer of one sink therefore sees every drop, retry and error exactly once.
+//! Each sink keeps running totals. The merger snapshots every sink's totals when it builds an
+//! interval record, and each destination gets the record with the differences since the
+//! previous interval record *that destination* received (its sink thread adds them when it
+//! forms a batch, and moves its base forward only when the batch arrives). So whoever reads
+//! one destination sees every delivery, drop, retry and error of every sink exactly once,
+//! however many records that destination itself missed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-/// One sink's entry in an interval record.
+/// One sink's running totals at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub delivered: u64,
+    pub dropped: u64,
+    pub retries: u64,
+    pub errors: u64,
+    pub last_error: Option<Arc<str>>,
+}
+
+/// One sink's entry in an interval record: what happened between two snapshots.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub name: String,
@@ -23,98 +34,92 @@ pub struct Counts {
     pub retries: u64,
     /// Failed attempts.
     pub errors: u64,
-    /// The latest error, or `null`.
+    /// The latest error if there was an error or a drop in between, else `null`.
     pub last_error: Option<String>,
 }
 
 impl Counts {
-    /// Adds `older` (a claim given back) under these newer counts; a newer error wins.
-    pub(crate) fn absorb(&mut self, older: Counts) {
-        self.delivered += older.delivered;
-        self.dropped += older.dropped;
-        self.retries += older.retries;
-        self.errors += older.errors;
-        if self.last_error.is_none() {
-            self.last_error = older.last_error;
+    pub fn between(name: &str, now: &Totals, base: &Totals) -> Counts {
+        let failed = |t: &Totals| t.errors + t.dropped;
+        Counts {
+            name: name.to_string(),
+            delivered: now.delivered.saturating_sub(base.delivered),
+            dropped: now.dropped.saturating_sub(base.dropped),
+            retries: now.retries.saturating_sub(base.retries),
+            errors: now.errors.saturating_sub(base.errors),
+            last_error: (failed(now) > failed(base))
+                .then(|| now.last_error.as_deref().map(str::to_string))
+                .flatten(),
         }
     }
 }
 
 /// Shared by a sink's thread, the merger and the set.
 pub(crate) struct Account {
-    pending: Mutex<Counts>,
-    /// Totals for the end-of-run summary on stderr.
-    pub delivered_total: AtomicU64,
-    pub dropped_total: AtomicU64,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    retries: AtomicU64,
+    errors: AtomicU64,
+    last_error: Mutex<Option<Arc<str>>>,
     /// The one-time "failing" message was printed.
     warned: AtomicBool,
     pub closed: AtomicBool,
 }
 
 impl Account {
-    pub fn new(name: &str) -> Account {
+    pub fn new() -> Account {
         Account {
-            pending: Mutex::new(Counts {
-                name: name.to_string(),
-                ..Counts::default()
-            }),
-            delivered_total: AtomicU64::new(0),
-            dropped_total: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_error: Mutex::new(None),
             warned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Counts) -> R) -> R {
-        // A poisoned lock only means a thread panicked while counting: the counts are still
-        // numbers, keep using them.
-        let mut guard = self
-            .pending
+    fn set_error(&self, why: &str) {
+        // A poisoned lock only means a thread panicked while setting it: still a value.
+        *self
+            .last_error
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::from(why));
     }
 
-    /// Takes the pending counts for an interval record (the record's claim).
-    pub fn take(&self) -> Counts {
-        self.with(|c| {
-            let name = c.name.clone();
-            std::mem::replace(
-                c,
-                Counts {
-                    name,
-                    ..Counts::default()
-                },
-            )
-        })
-    }
-
-    /// Gives back the claim of a record that did not arrive.
-    pub fn give_back(&self, claim: Counts) {
-        self.with(|c| c.absorb(claim));
+    /// The error is set before the count it explains, so a snapshot that sees the count
+    /// sees the error.
+    pub fn snapshot(&self) -> Totals {
+        let last_error = self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        Totals {
+            delivered: self.delivered.load(Ordering::Acquire),
+            dropped: self.dropped.load(Ordering::Acquire),
+            retries: self.retries.load(Ordering::Acquire),
+            errors: self.errors.load(Ordering::Acquire),
+            last_error,
+        }
     }
 
     pub fn delivered(&self, n: u64) {
-        self.delivered_total.fetch_add(n, Ordering::Relaxed);
-        self.with(|c| c.delivered += n);
+        self.delivered.fetch_add(n, Ordering::Release);
     }
 
     pub fn dropped(&self, n: u64, why: Option<&str>) {
-        self.dropped_total.fetch_add(n, Ordering::Relaxed);
-        self.with(|c| {
-            c.dropped += n;
-            if let (None, Some(why)) = (&c.last_error, why) {
-                c.last_error = Some(why.to_string());
-            }
-        });
+        if let Some(why) = why {
+            self.set_error(why);
+        }
+        self.dropped.fetch_add(n, Ordering::Release);
     }
 
     pub fn failed(&self, error: &str, retrying: bool) {
-        self.with(|c| {
-            c.errors += 1;
-            c.retries += u64::from(retrying);
-            c.last_error = Some(error.to_string());
-        });
+        self.set_error(error);
+        self.retries
+            .fetch_add(u64::from(retrying), Ordering::Release);
+        self.errors.fetch_add(1, Ordering::Release);
     }
 
     /// True the first time only: the caller prints its one message about this sink failing.
@@ -128,20 +133,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_claim_given_back_is_reported_with_the_next_record() {
-        let a = Account::new("x");
+    fn entries_are_differences_and_name_the_error_only_when_something_failed() {
+        let a = Account::new();
         a.delivered(3);
+        let base = a.snapshot();
         a.failed("refused", true);
-        let first = a.take();
-        assert_eq!((first.delivered, first.errors, first.retries), (3, 1, 1));
-        // The record carrying `first` never arrived: its counts come back, plus its own drop.
-        a.give_back(first);
-        a.dropped(1, Some("queue full"));
-        let second = a.take();
-        assert_eq!(second.delivered, 3);
-        assert_eq!(second.dropped, 1);
-        assert_eq!(second.errors, 1);
-        assert_eq!(second.last_error.as_deref(), Some("refused"));
-        assert_eq!(a.take().delivered, 0, "taken once");
+        a.dropped(2, None);
+        let e = Counts::between("x", &a.snapshot(), &base);
+        assert_eq!((e.delivered, e.dropped, e.retries, e.errors), (0, 2, 1, 1));
+        assert_eq!(e.last_error.as_deref(), Some("refused"));
+        let base = a.snapshot();
+        a.delivered(4);
+        let e = Counts::between("x", &a.snapshot(), &base);
+        assert_eq!((e.delivered, e.last_error), (4, None));
     }
 }

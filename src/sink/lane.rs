@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::account::{Account, Counts};
+use super::account::{Account, Totals};
+use super::set::with_accounting;
 use super::{reopen_generation, Record, Sink};
 
 /// How a sink's queue and retries behave (`queue`, `batch`, `retries`, `backoff` options).
@@ -42,10 +43,11 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often an idle sink thread looks for a SIGHUP.
 const TICK: Duration = Duration::from_millis(100);
 
-/// A record on its way to one sink, with that sink's claim if it is an interval record.
+/// A record on its way to one sink; an interval record comes with every sink's totals at the
+/// time it was built, which its `"sinks"` part is made from.
 struct Item {
     record: Record,
-    claim: Option<Counts>,
+    totals: Option<Arc<[Totals]>>,
 }
 
 /// When the run ends: sinks get until this deadline to deliver what is queued.
@@ -77,14 +79,18 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
+    /// `account`: this sink's; `names`: every sink's of the set, this one included, in the
+    /// order of the totals that come with interval records (the set is complete before the
+    /// first record).
     pub fn start(
         sink: Box<dyn Sink>,
         delivery: &Delivery,
         (intervals, flows): (bool, bool),
+        account: Arc<Account>,
+        names: Arc<std::sync::OnceLock<Vec<String>>>,
         shutdown: Arc<Shutdown>,
     ) -> io::Result<Lane> {
         let name = sink.name();
-        let account = Arc::new(Account::new(&name));
         let (tx, rx) = bounded(delivery.queue.max(1));
         let worker = Worker {
             sink,
@@ -92,6 +98,8 @@ impl Lane {
             account: account.clone(),
             delivery: delivery.clone(),
             shutdown,
+            names,
+            base: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("tcpulse-sink".into())
@@ -105,20 +113,14 @@ impl Lane {
         })
     }
 
-    /// Queues a record; a full queue drops it (and gives its claim back).
-    pub fn offer(&self, record: Record, claim: Option<Counts>) {
+    /// Queues a record; a full queue drops it (and counts it).
+    pub fn offer(&self, record: Record, totals: Option<Arc<[Totals]>>) {
         let Some(tx) = &self.tx else { return };
-        let why = match tx.try_send(Item { record, claim }) {
+        let why = match tx.try_send(Item { record, totals }) {
             Ok(()) => return,
-            Err(TrySendError::Full(item)) => {
-                (item, "queue full (the sink is slower than the records)")
-            }
-            Err(TrySendError::Disconnected(item)) => (item, "the sink's thread has ended"),
+            Err(TrySendError::Full(_)) => "queue full (the sink is slower than the records)",
+            Err(TrySendError::Disconnected(_)) => "the sink's thread has ended",
         };
-        let (item, why) = why;
-        if let Some(claim) = item.claim {
-            self.account.give_back(claim);
-        }
         self.account.dropped(1, Some(why));
     }
 
@@ -137,6 +139,9 @@ struct Worker {
     account: Arc<Account>,
     delivery: Delivery,
     shutdown: Arc<Shutdown>,
+    names: Arc<std::sync::OnceLock<Vec<String>>>,
+    /// Every sink's totals as of the last interval record this sink delivered.
+    base: Vec<Totals>,
 }
 
 impl Worker {
@@ -164,23 +169,26 @@ impl Worker {
                 }
             }
             self.reopen_if_asked(&mut applied);
-            records.extend(items.iter().map(|i| i.record.clone()));
+            // Each interval record gets the differences since the one before it in this
+            // batch, the first since the last one delivered.
+            let mut base = self.base.clone();
+            for item in &items {
+                records.push(match &item.totals {
+                    Some(totals) => self.account_for(&item.record, totals, &mut base),
+                    None => item.record.clone(),
+                });
+            }
             let n = records.len() as u64;
             let delivered = if self.sink.closed() || (failed_late && self.shutdown.past()) {
-                self.account
-                    .closed
-                    .store(self.sink.closed(), std::sync::atomic::Ordering::Relaxed);
                 false
             } else {
                 self.deliver(&records)
             };
             if delivered {
                 self.account.delivered(n);
+                self.base = base;
             } else {
                 failed_late = self.shutdown.past();
-                for claim in items.drain(..).filter_map(|i| i.claim) {
-                    self.account.give_back(claim);
-                }
                 self.account.dropped(n, None);
             }
             if self.sink.closed() {
@@ -190,6 +198,18 @@ impl Worker {
             }
             items.clear();
             records.clear();
+        }
+    }
+
+    /// `record` with its `"sinks"` part: `totals` minus `base`; `base` moves to `totals`.
+    fn account_for(&self, record: &Record, totals: &[Totals], base: &mut Vec<Totals>) -> Record {
+        let names = self.names.get().map_or(&[][..], Vec::as_slice);
+        base.resize(totals.len(), Totals::default());
+        let text = with_accounting(&record.json, names, totals, base);
+        base.clone_from_slice(totals);
+        Record {
+            kind: record.kind,
+            json: Arc::from(text),
         }
     }
 

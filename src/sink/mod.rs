@@ -10,7 +10,7 @@
 //! and `[[sink]]` tables and builds them. [`JsonLines`] is the synchronous, lossless writer of
 //! `analyze`'s main outputs (a failure ends the run with exit code 5).
 
-mod account;
+pub mod account;
 pub mod clickhouse;
 pub mod file;
 pub mod http;
