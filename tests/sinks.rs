@@ -280,8 +280,6 @@ fn a_full_disk_drops_whole_batches_and_counts_them() {
     }
     let failures = sum(&records, "x.jsonl", "errors") + sum(&records, "x.jsonl", "dropped");
     assert!(failures > 0, "the failures show in the records");
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    assert!(!mounts.contains("tcpulse-test"), "the tmpfs is gone");
 }
 
 /// The root tests run one at a time: each has a lab or a server of its own, and the machine

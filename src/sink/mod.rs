@@ -50,7 +50,7 @@ pub struct Record {
 
 /// A destination for records. It runs on a thread of its own, so it may block and fail.
 pub trait Sink: Send {
-    /// For messages and for the per-sink counts in interval records: `file:/var/log/x.jsonl`,
+    /// For messages and for the per-sink counts in interval records: `file:intervals.jsonl`,
     /// `http://127.0.0.1:8123`, `prometheus:127.0.0.1:9187`.
     fn name(&self) -> String;
 
