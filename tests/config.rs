@@ -102,9 +102,22 @@ fn broken_files_name_key_and_line_and_exit_2() {
         ),
         (
             "unknown section",
-            "[pipeline]\nworkers = 1\n\n[[sink]]\nkind = \"stdout\"\n",
-            "sink",
+            "[pipeline]\nworkers = 1\n\n[sinks]\nkind = \"stdout\"\n",
+            "sinks",
             4,
+        ),
+        (
+            "unknown sink kind",
+            "[pipeline]\nworkers = 1\n\n[[sink]]\nkind = \"kafka\"\n",
+            "sink[1].kind",
+            5,
+        ),
+        (
+            "unknown sink option",
+            "[[sink]]\nkind = \"stdout\"\n\n[[sink]]\nkind = \"file\"\npath = \"x.jsonl\"\n\
+             keep = 3\nmax_size = \"1M\"\n",
+            "sink[2].max_size",
+            8,
         ),
         (
             "syntax error",

@@ -251,13 +251,21 @@ pub struct PipelineArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
 
-    /// Where interval records go (`-` for standard output).
+    /// Where interval records go (`-` for standard output, `none` for nowhere but the
+    /// --sink destinations).
     #[arg(long, short, default_value = "-")]
     pub output: String,
 
     /// Also write one flow record per connection here (`-` for standard output).
     #[arg(long)]
     pub flows: Option<String>,
+
+    /// Another destination for records, delivered on its own thread without ever holding up
+    /// analysis (docs/sinks.md); repeat for several: `file:PATH[,max_bytes=100M,keep=5]`,
+    /// `stdout`, `http://HOST:PORT/PATH`, `clickhouse://HOST:PORT/DATABASE`,
+    /// `prometheus:ADDR`, each with `,key=value` options.
+    #[arg(long, value_name = "SPEC", value_parser = crate::sink::SinkSpec::parse)]
+    pub sink: Vec<crate::sink::SinkSpec>,
 
     /// Flow worker threads; results do not depend on it.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]

@@ -25,6 +25,13 @@ extern "C" fn on_signal(_: libc::c_int) {
     SIGNALLED.store(true, Ordering::Relaxed);
 }
 
+/// SIGHUP: file sinks reopen their files (after logrotate moved them); the sink threads see
+/// the request between batches.
+extern "C" fn on_hangup(_: libc::c_int) {
+    // Only an atomic add: async-signal-safe.
+    crate::sink::request_reopen();
+}
+
 /// An interval closes on the clock only this long after its end, so frames still in the rings
 /// (stamped before the end) land in it.
 const CLOSE_GRACE_NS: u64 = 100_000_000;
@@ -108,6 +115,7 @@ pub fn run(args: &RunArgs) -> i32 {
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGHUP, on_hangup as *const () as libc::sighandler_t);
     }
     let control = Arc::new(Control::default());
     let start = now_ns();
@@ -132,8 +140,16 @@ pub fn run(args: &RunArgs) -> i32 {
 
     let deadline = args.duration.map(|d| Instant::now() + d);
     let mut status = progress_wanted(args.progress).then(Status::new);
+    let mut orphaned = false;
     while !control.stop.load(Ordering::SeqCst) {
-        if SIGNALLED.load(Ordering::Relaxed)
+        // With every sink closed for good (its only one, standard output, closed by its
+        // reader) nothing can ever be reported again: stop, like a filter whose pipe closed.
+        orphaned = pipeline.sinks.all_closed();
+        if orphaned {
+            eprintln!("tcpulse: every output is closed for good; stopping");
+        }
+        if orphaned
+            || SIGNALLED.load(Ordering::Relaxed)
             || control.lost.load(Ordering::Relaxed)
             || deadline.is_some_and(|d| Instant::now() >= d)
         {
@@ -153,6 +169,8 @@ pub fn run(args: &RunArgs) -> i32 {
     }
     let code = if control.lost.load(Ordering::SeqCst) {
         exit::CAPTURE_LOST
+    } else if orphaned {
+        exit::OUTPUT_FAILED
     } else {
         exit::OK
     };

@@ -79,6 +79,46 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// An error in the `index`th (from 0) table of an array of tables such as `[[sink]]`:
+    /// the key is written `sink[2].max_bytes`, counting from 1 as people do; the position is
+    /// the key's (an unknown key), else its value's, else the table's.
+    pub(crate) fn in_array(
+        text: &str,
+        array: &str,
+        index: usize,
+        key: Option<&str>,
+        message: String,
+    ) -> ConfigError {
+        let (doc, _) = DeTable::parse_recoverable(text);
+        let element = doc
+            .get_ref()
+            .iter()
+            .find(|(k, _)| k.get_ref() == array)
+            .and_then(|(_, v)| match v.get_ref() {
+                DeValue::Array(items) => items.get(index),
+                _ => None,
+            });
+        let mut span = element.map(|e| e.span());
+        if let (Some(DeValue::Table(table)), Some(key)) = (element.map(|e| e.get_ref()), key) {
+            if let Some((k, v)) = table.iter().find(|(k, _)| k.get_ref() == key) {
+                let unknown = message.starts_with("unknown option");
+                span = Some(if unknown { k.span() } else { v.span() });
+            }
+        }
+        let mut path = format!("{array}[{}]", index + 1);
+        if let Some(key) = key {
+            path = format!("{path}.{key}");
+        }
+        ConfigError {
+            file: None,
+            position: span.map(|s| position(text, s.start)),
+            key: Some(path),
+            message,
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut place = self.file.clone().unwrap_or_default();

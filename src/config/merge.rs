@@ -55,6 +55,9 @@ impl Config {
         );
         overlay(&mut p.output, out.records, cli, "output");
         overlay(&mut p.flows, out.flows.map(Some), cli, "flows");
+        // `--sink` flags replace the file's `[[sink]]` list as a whole.
+        let sinks = (!self.sinks.is_empty()).then(|| self.sinks.clone());
+        overlay(&mut p.sink, sinks, cli, "sink");
         let t = &mut p.table;
         overlay(&mut t.max_flows, ft.max_flows, cli, "max_flows");
         overlay(&mut t.idle_timeout, ft.idle_timeout, cli, "idle_timeout");
@@ -119,6 +122,8 @@ impl Config {
                 records: Some(p.output.clone()),
                 flows: p.flows.clone(),
             },
+            sink_tables: Vec::new(),
+            sinks: p.sink.clone(),
         }
     }
 }
@@ -161,6 +166,11 @@ mod tests {
         [output]
         records = "intervals.jsonl"
         flows = "flows.jsonl"
+        [[sink]]
+        kind = "file"
+        path = "sink.jsonl"
+        max_bytes = "100M"
+        keep = 3
     "#;
 
     /// `argv` parsed as main parses it, then `FILE` applied.
@@ -183,10 +193,16 @@ mod tests {
     fn every_option_of_run_and_analyze_has_a_key() {
         // The leaf names of a file that sets every key; `records` is `--output`.
         let full = toml::Table::try_from(Config::parse(FILE).unwrap()).unwrap();
+        // Arrays of tables (`[[sink]]`) stand for their repeated flag (`--sink`).
         let keys: Vec<&str> = full
             .values()
             .filter_map(toml::Value::as_table)
             .flat_map(|section| section.keys().map(String::as_str))
+            .chain(
+                full.iter()
+                    .filter(|(_, v)| v.is_array())
+                    .map(|(k, _)| k.as_str()),
+            )
             .map(|k| if k == "records" { "output" } else { k })
             .collect();
         // Not settings of the job: the file itself, the terminal, the inputs.
@@ -239,6 +255,7 @@ mod tests {
             "--half-closed-stall=14s",
             "--output=-",
             "--flows=other.jsonl",
+            "--sink=stdout",
         ]);
         let expected = r#"
             [capture]
@@ -268,6 +285,8 @@ mod tests {
             [output]
             records = "-"
             flows = "other.jsonl"
+            [[sink]]
+            kind = "stdout"
         "#;
         assert_eq!(resolved, Config::parse(expected).unwrap());
     }

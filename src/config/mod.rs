@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::capture::xdp::XdpMode;
 use crate::cli::{CaptureKind, NumberList};
+use crate::sink::SinkSpec;
 
 pub use error::ConfigError;
 
@@ -35,6 +36,17 @@ pub struct Config {
     pub flow_table: FlowTable,
     #[serde(default)]
     pub output: Output,
+    /// `[[sink]]` tables as read; turned into `sinks` (with errors located by key) by
+    /// [`Config::parse`], and empty after it.
+    #[serde(default, rename = "sink", skip_serializing)]
+    sink_tables: Vec<toml::Table>,
+    /// `[[sink]]`: more destinations for records (`--sink`, docs/sinks.md).
+    #[serde(
+        rename = "sink",
+        skip_deserializing,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub sinks: Vec<SinkSpec>,
 }
 
 /// `[capture]`: the live source of `tcpulse run` (`analyze` ignores this section).
@@ -189,7 +201,14 @@ pub struct Output {
 impl Config {
     /// Parses and validates a file's text; the error names the key and its line.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
+        for (i, table) in std::mem::take(&mut config.sink_tables).iter().enumerate() {
+            let spec = SinkSpec::from_table(table)
+                .map_err(|e| ConfigError::in_array(text, "sink", i, e.key.as_deref(), e.message))?;
+            config.sinks.push(spec);
+        }
+        Ok(config)
     }
 
     /// Reads, parses and validates a file; the error starts with the file name.
@@ -295,9 +314,28 @@ mod tests {
             ),
             (
                 "[[sink]]\nkind = \"file\"\n",
-                "sink",
-                (1, 3),
-                "unknown key `sink`",
+                "sink[1]",
+                (1, 1),
+                "needs `path`",
+            ),
+            (
+                "[[sink]]\nkind = \"stdout\"\n[[sink]]\nkind = \"file\"\npath = \"x\"\n\
+                 max_bytez = 5\n",
+                "sink[2].max_bytez",
+                (6, 1),
+                "unknown option `max_bytez` for a file sink",
+            ),
+            (
+                "[[sink]]\nkind = \"http\"\nurl = \"http://h:1/\"\ntimeout = \"soon\"\n",
+                "sink[1].timeout",
+                (4, 11),
+                "not a duration",
+            ),
+            (
+                "[[sink]]\nkind = \"kafka\"\n",
+                "sink[1].kind",
+                (2, 8),
+                "unknown sink kind",
             ),
             ("[output]\nflows = -\n", "output.flows", (2, 9), ""),
             (

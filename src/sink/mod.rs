@@ -1,17 +1,39 @@
-//! Where records go: JSON lines to stdout or a file. A write failure (closed pipe, full disk)
-//! is reported once with the destination named; the caller decides to stop.
+//! Where records go. The merger serialises each record once, as a [`Record`]; a [`SinkSet`]
+//! hands it to every configured [`Sink`] through a bounded queue per sink, and each sink
+//! delivers on a thread of its own, in batches, with bounded retries (`set.rs`, `lane.rs`). A
+//! full queue or a failed batch is dropped and counted (`account.rs`), never waited for, so a
+//! slow or failing sink never holds up analysis. The counts travel in the interval records
+//! (`"sinks"`, docs/schema.md).
 //!
-//! [`Sink`] is the interface of every other destination (files with rotation, HTTP collectors,
-//! ClickHouse, the Prometheus endpoint): records are serialised once, as [`Record`]s, and each
-//! sink gets them on a thread of its own, so a slow or failing sink never holds up analysis.
+//! Sinks: `file.rs` (JSON lines, rotation, reopen on SIGHUP), `stdout.rs`, `http.rs` (NDJSON
+//! POST), `clickhouse.rs` (rows derived from interval records); `spec.rs` reads `--sink SPEC`
+//! and `[[sink]]` tables and builds them. [`JsonLines`] is the synchronous, lossless writer of
+//! `analyze`'s main outputs (a failure ends the run with exit code 5).
+
+pub mod account;
+pub mod clickhouse;
+pub mod file;
+pub mod http;
+pub mod lane;
+pub mod set;
+pub mod spec;
+mod stdout;
+mod time;
 
 pub mod prometheus;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
+
+pub use account::Counts;
+pub use file::FileSink;
+pub use set::SinkSet;
+pub use spec::{SinkKind, SinkSpec};
+pub use stdout::StdoutSink;
 
 /// Which record a [`Record`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +52,7 @@ pub struct Record {
 
 /// A destination for records. It runs on a thread of its own, so it may block and fail.
 pub trait Sink: Send {
-    /// For messages and for the per-sink counts in interval records: `file:/var/log/x.jsonl`,
+    /// For messages and for the per-sink counts in interval records: `file:intervals.jsonl`,
     /// `http://127.0.0.1:8123`, `prometheus:127.0.0.1:9187`.
     fn name(&self) -> String;
 
@@ -42,8 +64,29 @@ pub trait Sink: Send {
     fn reopen(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// True once the destination can never take records again (standard output closed by its
+    /// reader): retries stop, and `run` ends when every sink is closed.
+    fn closed(&self) -> bool {
+        false
+    }
 }
 
+/// Bumped by SIGHUP (`run` installs the handler): each sink thread reopens its sink when it
+/// sees a generation it has not applied yet. A counter rather than a flag, so several sink
+/// threads can each notice one signal.
+static REOPEN_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Asks every sink to reopen. Only an atomic add: safe inside a signal handler.
+pub fn request_reopen() {
+    REOPEN_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn reopen_generation() -> u64 {
+    REOPEN_GENERATION.load(Ordering::Relaxed)
+}
+
+/// The synchronous writer of `analyze`'s `--output` and `--flows`.
 pub struct JsonLines {
     name: String,
     out: BufWriter<Box<dyn Write + Send>>,
@@ -73,6 +116,12 @@ impl JsonLines {
 
     pub fn write<T: Serialize>(&mut self, record: &T) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, record).map_err(io::Error::from)?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Writes one already serialised record and its newline.
+    pub fn write_line(&mut self, json: &str) -> io::Result<()> {
+        self.out.write_all(json.as_bytes())?;
         self.out.write_all(b"\n")
     }
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: run the real binary, read its JSON lines.
 #![allow(dead_code)]
 
+pub mod collector;
 pub mod live;
 
 use std::path::{Path, PathBuf};
