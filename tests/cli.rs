@@ -142,3 +142,54 @@ fn bad_arguments_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
 }
+
+#[test]
+fn watched_servers_are_listed_whatever_their_traffic() {
+    let file = tmp("watch.pcap");
+    let made = Command::new(env!("CARGO_BIN_EXE_tcpulse"))
+        .args(["gen", "--connections", "500", "--seed", "4", "--out"])
+        .arg(&file)
+        .status()
+        .expect("tcpulse gen");
+    assert!(made.success());
+    let all = common::analyze(&[&file], &["--top-servers", "100000", "--interval", "1h"]);
+    let servers: Vec<String> = all.intervals[0]["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["server"].as_str().unwrap().to_string())
+        .collect();
+    assert!(servers.len() > 20, "{}", servers.len());
+    // The quietest server, and a whole port.
+    let quiet = servers.last().unwrap().clone();
+    let one = common::analyze(&[&file], &["--top-servers", "1", "--interval", "1h"]);
+    let listed = |run: &common::Run| -> Vec<String> {
+        run.intervals[0]["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["server"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!listed(&one).contains(&quiet));
+    let watched = common::analyze(
+        &[&file],
+        &[
+            "--top-servers",
+            "1",
+            "--interval",
+            "1h",
+            "--watch",
+            &quiet,
+            "--watch",
+            ":443",
+        ],
+    );
+    let shown = listed(&watched);
+    assert!(shown.contains(&quiet), "{quiet} not in {shown:?}");
+    let port_443 = servers.iter().filter(|s| s.ends_with(":443")).count();
+    assert!(shown.iter().filter(|s| s.ends_with(":443")).count() >= port_443);
+    let bad = common::analyze(&[&file], &["--watch", "10.0.0.0/99"]);
+    assert_eq!(bad.code, 2);
+    std::fs::remove_file(file).ok();
+}

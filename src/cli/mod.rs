@@ -278,6 +278,11 @@ pub struct PipelineArgs {
     #[arg(long, default_value_t = 20)]
     pub top_servers: usize,
 
+    /// Servers of interest, always listed in interval records whatever their traffic:
+    /// `10.0.0.0/8`, `192.0.2.7:443`, `[2001:db8::]/32:443`, `:5432`; repeatable.
+    #[arg(long, value_name = "PATTERN", value_parser = crate::metrics::watch::ServerPattern::parse)]
+    pub watch: Vec<crate::metrics::watch::ServerPattern>,
+
     /// Anonymise every IP address in the records before they leave the process, keeping
     /// prefixes (Crypto-PAn): KEYFILE holds 32 bytes or 64 hex digits (`head -c 32
     /// /dev/urandom > KEYFILE`); the same key gives the same mapping.

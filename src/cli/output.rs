@@ -17,8 +17,8 @@ use super::{exit, PipelineArgs};
 use crate::dispatch::ingest::{Ingest, IntervalMeta};
 use crate::dispatch::{Backpressure, Workers};
 use crate::flow::WorkerInterval;
-use crate::metrics::anonymize::read_key;
-use crate::metrics::interval::{merge_interval, CaptureStats};
+use crate::metrics::anonymize::{read_key, Anonymizer};
+use crate::metrics::interval::{merge_interval, CaptureStats, Listing};
 use crate::sink::account::Totals;
 use crate::sink::file::Rotation;
 use crate::sink::set::{with_accounting, SinkWatch, SHUTDOWN_GRACE};
@@ -192,7 +192,7 @@ pub struct Merger {
     pub feeders: usize,
     pub workers: usize,
     pub source: String,
-    pub top_servers: usize,
+    pub listing: Listing,
 }
 
 impl Merger {
@@ -244,7 +244,7 @@ impl Merger {
             }
             let shares = parts.iter_mut().filter_map(VecDeque::pop_front).collect();
             let (record, flows) =
-                merge_interval(start, end, &self.source, &capture, shares, self.top_servers);
+                merge_interval(start, end, &self.source, &capture, shares, &self.listing);
             // After a write error keep draining, so producers never block; report it at the
             // end. Sinks still get every record.
             if let Err(e) = outputs.write(&record, &flows) {
@@ -294,11 +294,21 @@ impl Pipeline {
             eprintln!("tcpulse: cannot start flow workers: {e}");
             exit::OUTPUT_FAILED
         })?;
+        // Addresses are anonymised in the workers; patterns follow them (prefixes are kept).
+        let mut anonymizer = anonymize.map(|k| Anonymizer::new(&k));
+        let watch = p
+            .watch
+            .iter()
+            .map(|w| anonymizer.as_mut().map_or(*w, |a| w.anonymised(a)))
+            .collect();
         let merger = Merger {
             feeders,
             workers,
             source,
-            top_servers: p.top_servers,
+            listing: Listing {
+                top_servers: p.top_servers,
+                watch,
+            },
         };
         let merger = merger.spawn(outputs, meta_rx, results_rx).map_err(|e| {
             eprintln!("tcpulse: cannot start the output thread: {e}");

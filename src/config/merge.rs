@@ -47,6 +47,7 @@ impl Config {
         overlay(&mut p.interval, pl.interval, cli, "interval");
         overlay(&mut p.workers, pl.workers, cli, "workers");
         overlay(&mut p.top_servers, pl.top_servers, cli, "top_servers");
+        overlay(&mut p.watch, pl.watch.clone(), cli, "watch");
         overlay(
             &mut p.anonymize,
             pl.anonymize.clone().map(Some),
@@ -110,6 +111,7 @@ impl Config {
                 workers: Some(p.workers),
                 top_servers: Some(p.top_servers),
                 anonymize: p.anonymize.clone(),
+                watch: (!p.watch.is_empty()).then(|| p.watch.clone()),
             },
             flow_table: FlowTable {
                 max_flows: Some(p.table.max_flows),
@@ -157,6 +159,7 @@ mod tests {
         workers = 4
         top_servers = 50
         anonymize = "key.bin"
+        watch = ["10.0.0.0/8:443", ":5432"]
         [flow_table]
         max_flows = 4000000
         idle_timeout = "600s"
@@ -247,6 +250,7 @@ mod tests {
             "--workers=3",
             "--top-servers=7",
             "--anonymize=other.key",
+            "--watch=192.0.2.0/24",
             "--user=nobody",
             "--max-flows=1000",
             "--idle-timeout=11s",
@@ -276,6 +280,7 @@ mod tests {
             workers = 3
             top_servers = 7
             anonymize = "other.key"
+            watch = ["192.0.2.0/24"]
             [flow_table]
             max_flows = 1000
             idle_timeout = "11s"

@@ -140,6 +140,13 @@ pub struct Pipeline {
     /// Servers listed per interval (`--top-servers`). Default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_servers: Option<usize>,
+    /// Servers of interest, always listed (`--watch`). Default: none.
+    #[serde(
+        default,
+        with = "value::patterns",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub watch: Option<Vec<crate::metrics::watch::ServerPattern>>,
     /// Key file for prefix-preserving address anonymisation (`--anonymize`). Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anonymize: Option<PathBuf>,

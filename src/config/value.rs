@@ -139,6 +139,51 @@ pub mod list {
     }
 }
 
+/// Server patterns (`pipeline.watch`): one string or a list of strings, each checked.
+pub mod patterns {
+    use super::*;
+    use crate::metrics::watch::ServerPattern;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<ServerPattern>>, D::Error> {
+        struct Patterns;
+        impl<'de> Visitor<'de> for Patterns {
+            type Value = Vec<ServerPattern>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("server patterns such as [\"10.0.0.0/8:443\", \":5432\"]")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                ServerPattern::parse(v).map(|p| vec![p]).map_err(E::custom)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(text) = seq.next_element::<String>()? {
+                    out.push(ServerPattern::parse(&text).map_err(de::Error::custom)?);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(Patterns).map(Some)
+    }
+
+    pub fn serialize<S: Serializer>(
+        v: &Option<Vec<ServerPattern>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(list) => {
+                let mut seq = s.serialize_seq(Some(list.len()))?;
+                for p in list {
+                    seq.serialize_element(&p.to_string())?;
+                }
+                seq.end()
+            }
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// A worker count within the command line's range.
 pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     checked(d, cli::check_workers)

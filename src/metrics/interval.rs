@@ -11,6 +11,7 @@ use super::servers::{Endpoint, ServerSnapshot};
 use crate::decode::DecodeError;
 use crate::flow::engine::{HandshakeHists, WorkerInterval};
 use crate::flow::FlowRecord;
+use crate::metrics::watch::ServerPattern;
 
 /// What the capture stage saw in one interval, before any flow analysis.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -210,6 +211,14 @@ struct ServerSum {
     active_flows: u64,
 }
 
+/// Which servers an interval record lists: the `top_servers` busiest (plus as many with
+/// handshake trouble), and every active server matching a `watch` pattern.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    pub top_servers: usize,
+    pub watch: Vec<ServerPattern>,
+}
+
 /// Merges the workers' shares of one interval into its record, and collects the flow records
 /// that ended in it in a worker-independent order.
 pub fn merge_interval(
@@ -218,7 +227,7 @@ pub fn merge_interval(
     source: &str,
     capture: &CaptureStats,
     parts: Vec<WorkerInterval>,
-    top_servers: usize,
+    listing: &Listing,
 ) -> (IntervalRecord, Vec<FlowRecord>) {
     let mut hists: Option<Box<HandshakeHists>> = None;
     let mut servers: BTreeMap<(bool, Endpoint), ServerSum> = BTreeMap::new();
@@ -250,7 +259,20 @@ pub fn merge_interval(
         total.merge(&s.counters);
         half_open += s.half_open;
     }
-    let listed = select_servers(servers.iter().map(|(k, s)| (*k, &s.counters)), top_servers);
+    let mut listed = select_servers(
+        servers.iter().map(|(k, s)| (*k, &s.counters)),
+        listing.top_servers,
+    );
+    // Servers of interest, whatever their traffic (those active in the interval).
+    let watched: Vec<_> = servers
+        .iter()
+        .filter(|(k, s)| {
+            !k.0 && !s.counters.is_zero() && listing.watch.iter().any(|p| p.matches(&k.1))
+        })
+        .map(|(k, _)| *k)
+        .filter(|k| !listed.contains(k))
+        .collect();
+    listed.extend(watched);
     let servers_omitted = (servers.len() - listed.len()) as u64;
     let server_json = listed
         .into_iter()

@@ -6,3 +6,4 @@ pub mod counters;
 pub mod hist;
 pub mod interval;
 pub mod servers;
+pub mod watch;
