@@ -81,3 +81,56 @@ pub fn socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     }
     Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
 }
+
+/// `struct packet_mreq` (linux/if_packet.h).
+#[repr(C)]
+struct PacketMreq {
+    mr_ifindex: libc::c_int,
+    mr_type: libc::c_ushort,
+    mr_alen: libc::c_ushort,
+    mr_address: [u8; 8],
+}
+
+const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+const PACKET_MR_PROMISC: libc::c_ushort = 1;
+
+/// Promiscuous mode for `ifindex` through a membership of the AF_PACKET socket `fd`: the
+/// kernel counts such requests and drops this one when the socket closes, so a killed process
+/// never leaves the interface promiscuous, and one that already was stays so.
+pub fn join_promiscuous(fd: RawFd, ifindex: u32) -> io::Result<()> {
+    let mreq = PacketMreq {
+        mr_ifindex: libc::c_int::try_from(ifindex)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        mr_type: PACKET_MR_PROMISC,
+        mr_alen: 0,
+        mr_address: [0; 8],
+    };
+    // SAFETY: PACKET_ADD_MEMBERSHIP reads one packet_mreq from `mreq`, alive for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_PACKET,
+            PACKET_ADD_MEMBERSHIP,
+            (&mreq as *const PacketMreq).cast(),
+            mem::size_of::<PacketMreq>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_answer() {
+        assert!(if_index("lo").is_some());
+        assert_eq!(if_index("no-such-if-xyz"), None);
+        assert_eq!(if_index("bad\0name"), None);
+        assert!(netns_id().is_ok());
+        assert!(effective_caps().is_ok());
+    }
+}

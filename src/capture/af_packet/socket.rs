@@ -11,13 +11,11 @@ use super::filter::SockFilter;
 
 const CAP_NET_RAW: u32 = 13;
 const ETH_P_ALL: u16 = 0x0003;
-const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 const PACKET_RX_RING: libc::c_int = 5;
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_VERSION: libc::c_int = 10;
 const PACKET_FANOUT: libc::c_int = 18;
 const TPACKET_V3: libc::c_int = 2;
-const PACKET_MR_PROMISC: libc::c_ushort = 1;
 const PACKET_FANOUT_HASH: u32 = 0;
 const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
 
@@ -125,26 +123,9 @@ pub fn bound_ifindex(fd: RawFd) -> io::Result<i32> {
     Ok(sll.sll_ifindex)
 }
 
-/// `struct packet_mreq`.
-#[repr(C)]
-struct PacketMreq {
-    mr_ifindex: libc::c_int,
-    mr_type: libc::c_ushort,
-    mr_alen: libc::c_ushort,
-    mr_address: [u8; 8],
-}
-
-/// Promiscuous mode for as long as the socket lives (the kernel counts the request and drops
-/// it when the socket closes, also when the process is killed).
+/// Promiscuous mode while the socket lives.
 pub fn promiscuous(fd: RawFd, ifindex: u32) -> io::Result<()> {
-    let mreq = PacketMreq {
-        mr_ifindex: libc::c_int::try_from(ifindex)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-        mr_type: PACKET_MR_PROMISC,
-        mr_alen: 0,
-        mr_address: [0; 8],
-    };
-    setsockopt(fd, libc::SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)
+    join_promiscuous(fd, ifindex)
 }
 
 /// `struct tpacket_stats_v3`.
@@ -173,7 +154,9 @@ pub fn take_drops(fd: RawFd) -> io::Result<u64> {
     Ok(u64::from(st.drops))
 }
 
-pub use crate::capture::sys::{effective_caps, if_index, netns_id, poll_in, socket_error};
+pub use crate::capture::sys::{
+    effective_caps, if_index, join_promiscuous, netns_id, poll_in, socket_error,
+};
 
 /// The fanout groups this process made, one per (namespace, interface): every ring of one run
 /// on an interface joins the same group, and no other process's group. The group id comes from
@@ -252,19 +235,5 @@ impl Drop for Membership {
                 groups.swap_remove(i);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lookups_answer() {
-        assert!(if_index("lo").is_some());
-        assert_eq!(if_index("no-such-if-xyz"), None);
-        assert_eq!(if_index("bad\0name"), None);
-        assert!(netns_id().is_ok());
-        let _ = has_net_raw();
     }
 }

@@ -176,20 +176,8 @@ pub fn monotonic_ns() -> u64 {
 }
 
 pub use crate::capture::sys::{
-    effective_caps, if_index, netns_id, poll_in, socket_error, Readiness,
+    effective_caps, if_index, join_promiscuous, netns_id, poll_in, socket_error, Readiness,
 };
-
-/// `struct packet_mreq` (linux/if_packet.h).
-#[repr(C)]
-struct PacketMreq {
-    mr_ifindex: libc::c_int,
-    mr_type: libc::c_ushort,
-    mr_alen: libc::c_ushort,
-    mr_address: [u8; 8],
-}
-
-const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
-const PACKET_MR_PROMISC: libc::c_ushort = 1;
 
 /// Promiscuous mode held through an AF_PACKET membership: the kernel counts such requests and
 /// drops this one when the socket closes, so a killed process never leaves the interface
@@ -210,26 +198,7 @@ impl Promisc {
         }
         // SAFETY: `fd` is a fresh descriptor nothing else owns.
         let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mreq = PacketMreq {
-            mr_ifindex: libc::c_int::try_from(ifindex)
-                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-            mr_type: PACKET_MR_PROMISC,
-            mr_alen: 0,
-            mr_address: [0; 8],
-        };
-        // SAFETY: PACKET_ADD_MEMBERSHIP reads one packet_mreq from `mreq`, alive for the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_ADD_MEMBERSHIP,
-                (&mreq as *const PacketMreq).cast(),
-                mem::size_of::<PacketMreq>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        join_promiscuous(sock.as_raw_fd(), ifindex)?;
         Ok(Promisc { _sock: sock })
     }
 }
@@ -288,13 +257,6 @@ impl OwnerLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_exists_and_nonsense_does_not() {
-        assert!(if_index("lo").is_some());
-        assert_eq!(if_index("no-such-if-xyz"), None);
-        assert_eq!(if_index("bad\0name"), None);
-    }
 
     #[test]
     fn entering_the_current_namespace_is_a_no_op() {
