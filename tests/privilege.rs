@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::live::{root_or_skip, Lab, Monitor};
+use common::live::{gen_send, root_or_skip, Lab, Monitor};
 
 /// `Name:\tvalue...` lines of a /proc status file.
 fn field<'a>(status: &'a str, name: &str) -> &'a str {
@@ -49,19 +49,7 @@ fn after_start_up_every_thread_is_the_user_without_capabilities() {
         "main, worker, merger and capture threads: {threads}"
     );
 
-    let sent = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.gen(),
-            env!("CARGO_BIN_EXE_tcpulse"),
-            "gen",
-        ])
-        .args(["--connections", "50", "--speed", "10", "--send"])
-        .arg(lab.gen_if())
-        .status()
-        .expect("tcpulse gen --send");
-    assert!(sent.success());
+    gen_send(&lab, &["--connections", "50", "--speed", "10"]);
     std::thread::sleep(Duration::from_millis(1500));
     let (live, code) = monitor.stop();
     assert_eq!(code, 0);

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::live::{root_or_skip, Lab, Monitor};
+use common::live::{gen_send, root_or_skip, Lab, Monitor};
 use serde_json::Value;
 use tcpulse::metrics::hist::LatencyHist;
 use tcpulse::sink::prometheus::LATENCY_BUCKETS_US;
@@ -143,27 +143,10 @@ fn prometheus_scrapes_what_the_json_says() {
         ],
     );
     let prometheus = Prometheus::start(&lab.mon(), &endpoint);
-    let sent = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.gen(),
-            env!("CARGO_BIN_EXE_tcpulse"),
-            "gen",
-        ])
-        .args([
-            "--connections",
-            "300",
-            "--spread",
-            "1",
-            "--speed",
-            "2",
-            "--send",
-        ])
-        .arg(lab.gen_if())
-        .status()
-        .expect("run tcpulse gen --send");
-    assert!(sent.success());
+    gen_send(
+        &lab,
+        &["--connections", "300", "--spread", "1", "--speed", "2"],
+    );
     // Let the last interval with traffic close (100 ms after its end), then stop the monitor
     // only once Prometheus has scraped everything: read the JSON total first.
     std::thread::sleep(Duration::from_millis(2500));

@@ -386,6 +386,24 @@ impl Drop for Reference {
     }
 }
 
+/// `tcpulse gen ARGS --send GEN_IF` in the lab's generator namespace, to the end.
+pub fn gen_send(lab: &Lab, args: &[&str]) {
+    let sent = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.gen(),
+            env!("CARGO_BIN_EXE_tcpulse"),
+            "gen",
+        ])
+        .args(args)
+        .arg("--send")
+        .arg(lab.gen_if())
+        .status()
+        .expect("run tcpulse gen --send");
+    assert!(sent.success(), "tcpulse gen --send failed");
+}
+
 /// Replays one handshake, deletes the lab's generator end (which removes the monitored end
 /// with it) and checks the monitor notices: exit code 7, what it saw before reported.
 pub fn assert_interface_removal_exits_7(lab: &Lab, mut monitor: Monitor) {
