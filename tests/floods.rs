@@ -85,6 +85,7 @@ fn a_mid_stream_flood_leaves_ordinary_connections_exact_and_memory_bounded() {
         .collect();
 
     let (clean_path, flood_path) = (temp("clean.pcap"), temp("flood.pcap"));
+    let _cleanup = common::TempFiles(vec![clean_path.clone(), flood_path.clone()]);
     let mut clean = PcapWriter::new(std::fs::File::create(&clean_path).unwrap(), 1, true).unwrap();
     let mut mixed = PcapWriter::new(std::fs::File::create(&flood_path).unwrap(), 1, true).unwrap();
     let mut buf = Vec::new();
@@ -163,6 +164,4 @@ fn a_mid_stream_flood_leaves_ordinary_connections_exact_and_memory_bounded() {
         capture >> 10
     );
     assert!(peak < capture + (160 << 20), "peak {peak} B");
-    std::fs::remove_file(clean_path).ok();
-    std::fs::remove_file(flood_path).ok();
 }

@@ -27,17 +27,6 @@ fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("tcpulse-livegen-{}-{name}", std::process::id()))
 }
 
-/// Removes the files on drop, so a failing test leaves nothing behind.
-struct Files(Vec<PathBuf>);
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        for f in &self.0 {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
-
 /// `tcpulse gen ARGS --send GEN_IF --out OUT --sent SENT` in the generator's namespace.
 fn send(lab: &Lab, name: &str, args: &[&str]) -> (PathBuf, PathBuf) {
     let (out, sent) = (
@@ -111,7 +100,7 @@ fn every_example_scenario_sent_live_equals_offline_and_the_sent_record() {
                 "0-1",
             ],
         );
-        let _files = Files(vec![out.clone(), sent.clone()]);
+        let _files = common::TempFiles(vec![out.clone(), sent.clone()]);
         std::thread::sleep(Duration::from_millis(300));
         let (live, code) = monitor.stop();
         assert_eq!(code, 0, "{name}");
@@ -163,7 +152,7 @@ fn a_live_syn_flood_stays_under_the_table_cap_and_shows_as_backlog_pressure() {
     let _one_at_a_time = serial();
     let lab = Lab::up("f", 1);
     let scenario = temp("flood.toml");
-    let _files = Files(vec![scenario.clone()]);
+    let _files = common::TempFiles(vec![scenario.clone()]);
     // Legitimate handshakes stay short (no SYN resends, every SYN answered): a handshake
     // waiting longer than a flood SYN survives in the full table is evicted like the flood's.
     std::fs::write(
@@ -199,7 +188,7 @@ fn a_live_syn_flood_stays_under_the_table_cap_and_shows_as_backlog_pressure() {
             "1",
         ],
     );
-    let _sent_files = Files(vec![out.clone(), sent.clone()]);
+    let _sent_files = common::TempFiles(vec![out.clone(), sent.clone()]);
     std::thread::sleep(Duration::from_millis(300));
     let peak = monitor.peak_rss();
     let (live, code) = monitor.stop();

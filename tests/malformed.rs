@@ -161,6 +161,7 @@ fn bad_frames_are_counted_and_the_rest_is_analysed_exactly() {
     let generated = Scenario::mixed(31, 400).generate();
     let mut frame = Vec::new();
     let (good_path, mixed_path) = (temp("good.pcap"), temp("mixed.pcap"));
+    let _cleanup = common::TempFiles(vec![good_path.clone(), mixed_path.clone()]);
     let mut good_pcap =
         PcapWriter::new(std::fs::File::create(&good_path).unwrap(), 1, true).unwrap();
     let mut mixed = PcapWriter::new(std::fs::File::create(&mixed_path).unwrap(), 1, true).unwrap();
@@ -274,6 +275,4 @@ fn bad_frames_are_counted_and_the_rest_is_analysed_exactly() {
         extra_packets > 200,
         "every flag combination analysed: {extra_packets}"
     );
-    std::fs::remove_file(good_path).ok();
-    std::fs::remove_file(mixed_path).ok();
 }

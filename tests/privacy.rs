@@ -55,6 +55,7 @@ fn anonymised_output_names_no_real_address_and_keeps_every_figure() {
         .status()
         .expect("run tcpulse gen");
     assert!(made.success());
+    let _cleanup = common::TempFiles(vec![key.clone(), file.clone()]);
     let plain = common::analyze(&[&file], &[]);
     let key_arg = key.to_str().expect("utf-8 path");
     let anon = common::analyze(&[&file], &["--anonymize", key_arg]);
@@ -116,13 +117,12 @@ fn anonymised_output_names_no_real_address_and_keeps_every_figure() {
             assert_eq!(common_prefix(r1, r2), common_prefix(m1, m2), "{r1} {r2}");
         }
     }
-    std::fs::remove_file(key).ok();
-    std::fs::remove_file(file).ok();
 }
 
 #[test]
 fn a_bad_key_file_is_a_usage_error() {
     let short = key_file("short", b"too short");
+    let _cleanup = common::TempFiles(vec![short.clone()]);
     let file = common::shared_pcaps().join("chrissanders_tcp_handshake.pcapng");
     let run = common::analyze(&[&file], &["--anonymize", short.to_str().expect("utf-8")]);
     assert_eq!(run.code, 2, "{}", run.stderr);
@@ -132,5 +132,4 @@ fn a_bad_key_file_is_a_usage_error() {
         run.stderr
     );
     assert!(run.intervals.is_empty(), "nothing written without the key");
-    std::fs::remove_file(short).ok();
 }

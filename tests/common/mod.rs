@@ -124,3 +124,14 @@ pub fn run_measured(cmd: &mut Command) -> (i32, u64) {
     // ru_maxrss is in KiB on Linux.
     (code, u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024)
 }
+
+/// Removes the files on drop, so a failing test leaves nothing behind.
+pub struct TempFiles(pub Vec<PathBuf>);
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
