@@ -7,11 +7,10 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use common::live::{
-    assert_interface_removal_exits_7, assert_matches, assert_times, generate, replay, repo,
-    root_or_skip, Lab, Monitor, Reference,
+    assert_interface_removal_exits_7, assert_matches, assert_times, capture_live, generate, replay,
+    repo, root_or_skip, Lab, Monitor,
 };
 
 /// Replays `pcap` with every flow's two directions on two TX queues, hence two RX queues of
@@ -54,19 +53,15 @@ fn live_capture_equals_offline_analysis() {
     }
     let lab = Lab::up("a", 1);
     let pcap = generate("mixed", 150, 11);
-    let monitor = Monitor::start(&lab, &[]);
-    let reference = Reference::start(&lab);
-    replay(&lab, &pcap);
-    for name in [
-        "chrissanders_tcp_handshake.pcapng",
-        "chrissanders_tcp_refuseconnection.pcapng",
-    ] {
-        replay(&lab, &common::shared_pcaps().join(name));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let (live, code) = monitor.stop();
-    let sent = reference.stop();
-    assert_eq!(code, 0, "SIGTERM ends the run cleanly");
+    let (live, as_sent) = capture_live(Monitor::start(&lab, &[]), &lab, || {
+        replay(&lab, &pcap);
+        for name in [
+            "chrissanders_tcp_handshake.pcapng",
+            "chrissanders_tcp_refuseconnection.pcapng",
+        ] {
+            replay(&lab, &common::shared_pcaps().join(name));
+        }
+    });
 
     // What was sent, analysed offline: the synthetic conversations and the two small captures.
     let original = common::analyze(
@@ -77,9 +72,7 @@ fn live_capture_equals_offline_analysis() {
         ],
         &[],
     );
-    let as_sent = common::analyze(&[&sent], &[]);
     std::fs::remove_file(&pcap).ok();
-    std::fs::remove_file(&sent).ok();
     assert_eq!(
         live.capture_total("packets"),
         original.capture_total("packets"),
@@ -111,16 +104,9 @@ fn two_queues_keep_each_flow_whole_and_equal_offline() {
     let lab = Lab::up("q", 2);
     let pcap = generate("twoq", 120, 12);
     let monitor = Monitor::start(&lab, &["--workers", "2"]);
-    let reference = Reference::start(&lab);
-    replay_split(&lab, &pcap);
-    std::thread::sleep(Duration::from_millis(300));
-    let (live, code) = monitor.stop();
-    let sent = reference.stop();
+    let (live, as_sent) = capture_live(monitor, &lab, || replay_split(&lab, &pcap));
     let original = common::analyze(&[&pcap], &[]);
-    let as_sent = common::analyze(&[&sent], &[]);
     std::fs::remove_file(&pcap).ok();
-    std::fs::remove_file(&sent).ok();
-    assert_eq!(code, 0);
     assert_eq!(
         live.capture_total("packets"),
         original.capture_total("packets")

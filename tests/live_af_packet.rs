@@ -18,8 +18,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::live::{
-    assert_interface_removal_exits_7, assert_matches, assert_times, generate, replay, root_or_skip,
-    Lab, Monitor, Reference, TIMING_FREE,
+    assert_interface_removal_exits_7, assert_matches, assert_times, capture_live, generate, replay,
+    root_or_skip, Lab, Monitor, Reference, TIMING_FREE,
 };
 use tcpulse::capture::af_packet::{AfPacketOptions, AfPacketQueue};
 use tcpulse::capture::{CaptureFile, LiveQueue};
@@ -148,23 +148,17 @@ fn af_packet_run_equals_offline_analysis() {
     ];
     // The synthetic capture has one-sided VLAN tags: the kernel moves each tag out of the frame,
     // tcpulse puts it back, and the decoder sees the frame as sent.
-    let monitor = Monitor::start(&lab, &AF_PACKET);
-    let reference = Reference::start(&lab);
-    replay(&lab, &pcap);
-    for p in &shared {
-        replay(&lab, p);
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let (live, code) = monitor.stop();
-    let sent = reference.stop();
-    assert_eq!(code, 0, "SIGTERM ends the run cleanly");
+    let (live, as_sent) = capture_live(Monitor::start(&lab, &AF_PACKET), &lab, || {
+        replay(&lab, &pcap);
+        for p in &shared {
+            replay(&lab, p);
+        }
+    });
 
     let mut inputs: Vec<&Path> = vec![&pcap];
     inputs.extend(shared.iter().map(|p| p.as_path()));
     let original = common::analyze(&inputs, &[]);
-    let as_sent = common::analyze(&[&sent], &[]);
     std::fs::remove_file(&pcap).ok();
-    std::fs::remove_file(&sent).ok();
     assert_eq!(
         live.capture_total("packets"),
         original.capture_total("packets"),
@@ -211,14 +205,7 @@ fn two_rings_give_the_one_ring_results() {
     ] {
         let args: Vec<&str> = AF_PACKET.iter().chain(extra).copied().collect();
         let monitor = Monitor::start(&lab, &args);
-        let reference = Reference::start(&lab);
-        replay(&lab, &pcap);
-        std::thread::sleep(Duration::from_millis(300));
-        let (live, code) = monitor.stop();
-        let sent = reference.stop();
-        let as_sent = common::analyze(&[&sent], &[]);
-        std::fs::remove_file(&sent).ok();
-        assert_eq!(code, 0);
+        let (live, as_sent) = capture_live(monitor, &lab, || replay(&lab, &pcap));
         assert_eq!(
             live.capture_total("packets"),
             original.capture_total("packets")
@@ -483,17 +470,12 @@ fn xdp_on_a_tc_mirred_copy_equals_offline_analysis() {
     let pcap = generate("pm", 100, 24);
     let handshake = common::shared_pcaps().join("chrissanders_tcp_handshake.pcapng");
     let monitor = Monitor::start_on(&mon, &tap, &[]);
-    let reference = Reference::start(&lab);
-    replay(&lab, &pcap);
-    replay(&lab, &handshake);
-    std::thread::sleep(Duration::from_millis(300));
-    let (live, code) = monitor.stop();
-    let sent = reference.stop();
+    let (live, as_sent) = capture_live(monitor, &lab, || {
+        replay(&lab, &pcap);
+        replay(&lab, &handshake);
+    });
     let original = common::analyze(&[&pcap, &handshake], &[]);
-    let as_sent = common::analyze(&[&sent], &[]);
     std::fs::remove_file(&pcap).ok();
-    std::fs::remove_file(&sent).ok();
-    assert_eq!(code, 0);
     assert_eq!(
         live.capture_total("packets"),
         original.capture_total("packets")

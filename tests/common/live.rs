@@ -386,6 +386,21 @@ impl Drop for Reference {
     }
 }
 
+/// Runs the monitor around `send` with the sender's own capture as the timing reference:
+/// returns the live records (after asserting a clean exit 0 at SIGTERM) and the offline analysis
+/// of the frames as they were sent.
+pub fn capture_live(monitor: Monitor, lab: &Lab, send: impl FnOnce()) -> (super::Run, super::Run) {
+    let reference = Reference::start(lab);
+    send();
+    std::thread::sleep(Duration::from_millis(300));
+    let (live, code) = monitor.stop();
+    let sent = reference.stop();
+    let as_sent = super::analyze(&[&sent], &[]);
+    std::fs::remove_file(&sent).ok();
+    assert_eq!(code, 0, "SIGTERM ends the run cleanly");
+    (live, as_sent)
+}
+
 /// `tcpulse gen ARGS --send GEN_IF` in the lab's generator namespace, to the end.
 pub fn gen_send(lab: &Lab, args: &[&str]) {
     let sent = Command::new("ip")
