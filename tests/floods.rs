@@ -128,15 +128,7 @@ fn a_mid_stream_flood_leaves_ordinary_connections_exact_and_memory_bounded() {
         "ordinary connections measured differently"
     );
 
-    let evicted: u64 = run
-        .intervals
-        .iter()
-        .map(|i| {
-            i["capture"]["drops"]["flow_table_full"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum();
+    let evicted = run.drop_total("flow_table_full");
     let peak_active = run
         .intervals
         .iter()

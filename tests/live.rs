@@ -78,15 +78,7 @@ fn live_capture_equals_offline_analysis() {
         original.capture_total("packets"),
         "frames captured"
     );
-    let ring_full: u64 = live
-        .intervals
-        .iter()
-        .map(|i| {
-            i["capture"]["drops"]["worker_ring_full"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum();
+    let ring_full = live.drop_total("worker_ring_full");
     assert_eq!(ring_full, 0);
     // Timing-free counts equal the original capture's; every count equals the analysis of the
     // sender's own capture, and times match it within the documented receive-timestamp error

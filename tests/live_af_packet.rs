@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::live::{
     assert_interface_removal_exits_7, assert_matches, assert_times, capture_live, generate, replay,
-    root_or_skip, Lab, Monitor, Reference, TIMING_FREE,
+    replay_with, root_or_skip, Lab, Monitor, Reference, TIMING_FREE,
 };
 use tcpulse::capture::af_packet::{AfPacketOptions, AfPacketQueue};
 use tcpulse::capture::{CaptureFile, LiveQueue};
@@ -127,13 +127,6 @@ fn summary(what: &str, mut v: Vec<i64>) {
     );
 }
 
-fn drops_total(run: &common::Run, name: &str) -> u64 {
-    run.intervals
-        .iter()
-        .map(|i| i["capture"]["drops"][name].as_u64().unwrap_or(0))
-        .sum()
-}
-
 #[test]
 fn af_packet_run_equals_offline_analysis() {
     if !root_or_skip() {
@@ -164,8 +157,8 @@ fn af_packet_run_equals_offline_analysis() {
         original.capture_total("packets"),
         "frames captured"
     );
-    assert_eq!(drops_total(&live, "af_packet_drops"), 0);
-    assert_eq!(drops_total(&live, "worker_ring_full"), 0);
+    assert_eq!(live.drop_total("af_packet_drops"), 0);
+    assert_eq!(live.drop_total("worker_ring_full"), 0);
     for name in [
         "retransmits",
         "zero_window",
@@ -281,21 +274,7 @@ fn vlan_tags_are_put_back_byte_for_byte() {
     let mut rings = vec![open_ring(&lab, 0)];
     let got = while_sending(&mut rings, want.len(), || {
         // Its frames span four days: no pacing.
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.gen(),
-                "tcpreplay",
-                "-q",
-                "--topspeed",
-                "-i",
-            ])
-            .arg(lab.gen_if())
-            .arg(&pcap)
-            .output()
-            .expect("tcpreplay");
-        assert!(out.status.success());
+        replay_with(&lab, &pcap, &["--topspeed"]);
     });
     let got: Vec<&Vec<u8>> = got[0]
         .iter()

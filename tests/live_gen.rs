@@ -207,15 +207,7 @@ fn a_live_syn_flood_stays_under_the_table_cap_and_shows_as_backlog_pressure() {
         peak < before + max_flows * 1024,
         "peak {peak} B, before {before} B"
     );
-    let evicted: u64 = live
-        .intervals
-        .iter()
-        .map(|i| {
-            i["capture"]["drops"]["flow_table_full"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum();
+    let evicted = live.drop_total("flow_table_full");
     assert!(evicted > 150_000, "flow_table_full {evicted}");
 
     // The target: every SYN counted, backlog pressure near 1 in the flood's intervals.

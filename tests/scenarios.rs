@@ -83,13 +83,6 @@ fn server_totals(run: &common::Run) -> HashMap<String, HashMap<String, u64>> {
 }
 
 /// Sum of `capture.drops.<name>` over all intervals.
-fn drop_total(run: &common::Run, name: &str) -> u64 {
-    run.intervals
-        .iter()
-        .map(|i| i["capture"]["drops"][name].as_u64().unwrap_or(0))
-        .sum()
-}
-
 fn is_flood_flow(f: &Value) -> bool {
     let client = f["client"].as_str().unwrap_or("");
     client
@@ -187,7 +180,7 @@ fn compare(truth: &GroundTruth, run: &common::Run, max_flows: Option<u64>) -> Ve
     if let Some(max) = max_flows {
         let opened = truth.truths.len() as u64 + truth.floods.iter().map(|f| f.syns).sum::<u64>();
         let want = opened.saturating_sub(max);
-        let got = drop_total(run, "flow_table_full");
+        let got = run.drop_total("flow_table_full");
         if got != want {
             problems.push(format!("drops.flow_table_full want {want} got {got}"));
         }
@@ -325,7 +318,7 @@ fn a_syn_flood_through_a_small_flow_table() {
     let max_flows = 50_000;
     let (run, analyze_peak) = analyze(&pcap.0, &["--max-flows", &max_flows.to_string()]);
     assert_no_problems("flood", &compare(&truth, &run, Some(max_flows)));
-    assert!(drop_total(&run, "flow_table_full") > 150_000);
+    assert!(run.drop_total("flow_table_full") > 150_000);
 
     // Held at once, the frames alone would take this much; streaming takes a fraction.
     let materialised = truth.frames * std::mem::size_of::<gen::Stamped>() as u64;

@@ -158,16 +158,15 @@ impl Drop for Monitor {
 }
 
 pub fn replay(lab: &Lab, pcap: &Path) {
+    replay_with(lab, pcap, &[]);
+}
+
+/// `tcpreplay -q EXTRA -i GEN_IF PCAP` in the generator's namespace.
+pub fn replay_with(lab: &Lab, pcap: &Path, extra: &[&str]) {
     let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.gen(),
-            "tcpreplay",
-            "-q",
-            "-i",
-            &lab.gen_if(),
-        ])
+        .args(["netns", "exec", &lab.gen(), "tcpreplay", "-q"])
+        .args(extra)
+        .args(["-i", &lab.gen_if()])
         .arg(pcap)
         .output()
         .expect("run tcpreplay (scripts/setup installs it)");

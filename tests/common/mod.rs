@@ -30,6 +30,14 @@ impl Run {
             .sum()
     }
 
+    /// Sum of `capture.drops.<name>` over all intervals.
+    pub fn drop_total(&self, name: &str) -> u64 {
+        self.intervals
+            .iter()
+            .map(|i| i["capture"]["drops"][name].as_u64().unwrap_or(0))
+            .sum()
+    }
+
     pub fn capture_total(&self, name: &str) -> u64 {
         self.intervals
             .iter()
