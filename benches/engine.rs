@@ -28,7 +28,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 
 use tcpulse::capture::{CaptureFile, Frame};
 use tcpulse::decode::{decode_frame, LinkType, PacketRecord};
-use tcpulse::flow::{shard_hash, Engine, FlowConfig, FlowKey};
+use tcpulse::flow::{Engine, FlowConfig, FlowHasher};
 use tcpulse::gen::{scenario::Scenario, write_pcap};
 
 const SEED: u64 = 7;
@@ -65,13 +65,13 @@ fn frames(file: &CaptureFile) -> Vec<Frame<'_>> {
 }
 
 /// Records with their dispatcher hash, in capture order.
-fn records(frames: &[Frame<'_>]) -> Vec<(PacketRecord, u64)> {
+fn records(frames: &[Frame<'_>], hasher: &FlowHasher) -> Vec<(PacketRecord, u64)> {
     frames
         .iter()
         .filter_map(|f| {
             let link = LinkType::from_linktype(f.link_type)?;
             let rec = decode_frame(link, f.data, f.orig_len, f.ts_ns).ok()?;
-            Some((rec, FlowKey::of(&rec).0.hash()))
+            Some((rec, hasher.shard_hash(&rec)))
         })
         .collect()
 }
@@ -107,7 +107,8 @@ fn drive(engine: &mut Engine, records: &[(PacketRecord, u64)]) -> usize {
 fn benches(c: &mut Criterion) {
     let file = fixture();
     let frames = frames(&file);
-    let records = records(&frames);
+    let hasher = FlowHasher::random();
+    let records = records(&frames, &hasher);
     let v6 = records.iter().filter(|(r, _)| !r.src.is_v4()).count();
     eprintln!(
         "fixture: {} connections, {} frames, {} TCP records ({:.1} % IPv6), {:.1} MB; \
@@ -172,7 +173,7 @@ fn benches(c: &mut Criterion) {
                     continue;
                 };
                 if let Ok(rec) = decode_frame(link, f.data, f.orig_len, f.ts_ns) {
-                    acc ^= shard_hash(&rec);
+                    acc ^= hasher.shard_hash(&rec);
                 }
             }
             black_box(acc)

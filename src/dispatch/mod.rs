@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::decode::PacketRecord;
-use crate::flow::{shard_hash, shard_of, Engine, FlowConfig, WorkerInterval};
+use crate::flow::{shard_of, Engine, FlowConfig, FlowHasher, WorkerInterval};
 use crate::metrics::anonymize::Anonymizer;
 
 /// Records per batch: large enough to amortise channel costs, small enough to stay in L1/L2.
@@ -71,6 +71,8 @@ pub struct Workers {
 pub struct Feeder {
     id: usize,
     inputs: Vec<Sender<ToWorker>>,
+    /// The workers' keyed flow hash: a flow's worker is as unpredictable as its table slot.
+    hasher: FlowHasher,
     pending: Vec<Batch>,
     recycled: Receiver<Batch>,
     mode: Backpressure,
@@ -137,6 +139,7 @@ impl Workers {
             .map(|(id, recycled)| Feeder {
                 id,
                 inputs: inputs.clone(),
+                hasher: cfg.hasher.clone(),
                 pending: (0..workers).map(|_| Vec::with_capacity(BATCH)).collect(),
                 recycled,
                 mode,
@@ -168,7 +171,7 @@ impl Feeder {
     pub fn push(&mut self, rec: PacketRecord) {
         let w = match self.inputs.len() {
             1 => 0,
-            n => shard_of(shard_hash(&rec), n),
+            n => shard_of(self.hasher.shard_hash(&rec), n),
         };
         self.through = self.through.max(rec.ts_ns);
         self.pending[w].push(rec);

@@ -2,10 +2,10 @@
 //! only — no clock, no I/O — so live capture, files and tests run the very same code.
 
 use super::conn::{bit, Conn, DirCounts, FlowStats, Handshake, C2S, S2C};
-use super::key::FlowKey;
+use super::key::{FlowHasher, FlowKey};
 use super::record::{Close, FlowRecord};
 use super::seq_analysis::{analyze, verdict as v, Segment};
-use super::table::FlowTable;
+use super::table::{FlowTable, InsertError};
 use crate::decode::flags::{ACK, FIN, RST, SYN};
 use crate::decode::PacketRecord;
 use crate::metrics::counters::{Counter, Counters};
@@ -30,6 +30,8 @@ pub struct FlowConfig {
     pub max_servers: usize,
     /// Build a flow record for each ended flow (otherwise only counters are kept).
     pub emit_flows: bool,
+    /// The keyed flow hash; the dispatcher's shard choice uses the same one.
+    pub hasher: FlowHasher,
 }
 
 impl Default for FlowConfig {
@@ -42,6 +44,7 @@ impl Default for FlowConfig {
             half_closed_stall_ns: 60_000_000_000,
             max_servers: 65_536,
             emit_flows: true,
+            hasher: FlowHasher::random(),
         }
     }
 }
@@ -71,6 +74,7 @@ pub struct WorkerInterval {
     pub hists: Option<Box<HandshakeHists>>,
     pub flows: Vec<FlowRecord>,
     pub flow_table_full: u64,
+    pub flow_probe_limit: u64,
     pub active_flows: u64,
     /// Records the worker's merge of several feeders had to release before their turn (set by
     /// the worker, not the engine).
@@ -89,6 +93,7 @@ pub struct Engine {
     hists: Option<Box<HandshakeHists>>,
     flows: Vec<FlowRecord>,
     flow_table_full: u64,
+    flow_probe_limit: u64,
     due: Vec<(u32, Due)>,
 }
 
@@ -112,6 +117,7 @@ impl Engine {
             hists: None,
             flows: Vec::new(),
             flow_table_full: 0,
+            flow_probe_limit: 0,
             due: Vec::new(),
             cfg,
         }
@@ -135,7 +141,7 @@ impl Engine {
     /// Accounts one TCP segment and returns its analysis verdict bits (`seq_analysis::verdict`).
     pub fn on_packet(&mut self, rec: &PacketRecord) -> u16 {
         let (key, src_is_lo) = FlowKey::of(rec);
-        let hash = key.hash();
+        let hash = self.cfg.hasher.hash(&key);
         let idx = match self.table.find(&key, hash) {
             Some(idx) if self.starts_new_connection(idx, rec, src_is_lo) => {
                 self.close(idx, hash, Close::PortReuse);
@@ -165,8 +171,9 @@ impl Engine {
         conn.has(bit::BASE_SET[d]) && rec.seq != conn.base_seq[d]
     }
 
-    /// Starts tracking a flow; `None` (counted as `flow_table_full`) only if no entry could be
-    /// freed, which eviction rules out for any table of at least one entry.
+    /// Starts tracking a flow; `None` (counted) if the table refuses it: full with nothing
+    /// freed (eviction rules that out for any table of at least one entry), or every slot
+    /// within the probe bound of its home taken (`flow_probe_limit`).
     fn open(
         &mut self,
         key: FlowKey,
@@ -203,9 +210,16 @@ impl Engine {
         };
         conn.set(bit::CLIENT_IS_LO, src_is_client == src_is_lo);
         conn.set(bit::ROLES_GUESSED, guessed);
-        let Ok(idx) = self.table.insert(key, hash, conn) else {
-            self.flow_table_full += 1;
-            return None;
+        let idx = match self.table.insert(key, hash, conn) {
+            Ok(idx) => idx,
+            Err(InsertError::Full) => {
+                self.flow_table_full += 1;
+                return None;
+            }
+            Err(InsertError::ProbeLimit) => {
+                self.flow_probe_limit += 1;
+                return None;
+            }
         };
         let entry = self.servers.entry(server_idx);
         entry.active_flows += 1;
@@ -239,7 +253,7 @@ impl Engine {
                 )
             });
         if let Some(idx) = victim {
-            let victim_hash = self.table.key(idx).hash();
+            let victim_hash = self.cfg.hasher.hash(self.table.key(idx));
             self.flow_table_full += 1;
             self.close(idx, victim_hash, Close::Evicted);
         }
@@ -433,7 +447,7 @@ impl Engine {
         for &(idx, what) in &due {
             match what {
                 Due::Expire => {
-                    let hash = self.table.key(idx).hash();
+                    let hash = self.cfg.hasher.hash(self.table.key(idx));
                     self.close(idx, hash, Close::IdleTimeout);
                 }
                 Due::Stalled => {
@@ -454,7 +468,7 @@ impl Engine {
     pub fn finish(&mut self) {
         let live: Vec<u32> = self.table.live_indices().collect();
         for idx in live {
-            let hash = self.table.key(idx).hash();
+            let hash = self.cfg.hasher.hash(self.table.key(idx));
             self.close(idx, hash, Close::CaptureEnd);
         }
     }
@@ -500,6 +514,7 @@ impl Engine {
             hists: self.hists.take(),
             flows: std::mem::take(&mut self.flows),
             flow_table_full: std::mem::take(&mut self.flow_table_full),
+            flow_probe_limit: std::mem::take(&mut self.flow_probe_limit),
             active_flows: self.table.len() as u64,
             reorder_overflow: 0,
         }

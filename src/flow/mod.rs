@@ -8,5 +8,5 @@ pub mod seq_analysis;
 pub mod table;
 
 pub use engine::{Engine, FlowConfig, WorkerInterval};
-pub use key::{shard_hash, shard_of, FlowKey};
+pub use key::{shard_of, FlowHasher, FlowKey};
 pub use record::{Close, FlowRecord};

@@ -1,6 +1,13 @@
 //! Fixed-capacity flow table owned by one worker: an open-addressing index (linear probing,
 //! backward-shift deletion, so no tombstones) over a slab of entries with a free list.
 //!
+//! Probe runs are bounded: no entry sits more than [`MAX_PROBE`] slots past its home, so a
+//! lookup reads at most that many slots whatever the keys. Keys come from the keyed
+//! [`FlowHasher`](super::FlowHasher), so runs that long do not happen by chance (at the table's
+//! highest load, 3/4, a run of 1024 has a probability of about e^-38 per insert); the bound
+//! keeps the worst case linear even for someone who learnt the key. An insert that would go
+//! past it is refused ([`InsertError::ProbeLimit`]) and the engine counts the flow's packets.
+//!
 //! Nothing here allocates after construction. The caller decides what to evict when the table is
 //! full ([`FlowTable::neighbours`] offers bounded candidates), so eviction policy stays in the
 //! engine and every eviction is counted there.
@@ -24,9 +31,17 @@ pub struct FlowTable<V> {
     free: Vec<u32>,
 }
 
-/// Returned by [`FlowTable::insert`] when every entry is in use.
+/// Longest probe run: slots a lookup reads at most, and farthest an entry sits from its home.
+pub const MAX_PROBE: usize = 1024;
+
+/// Why [`FlowTable::insert`] refused an entry.
 #[derive(Debug, PartialEq, Eq)]
-pub struct TableFull;
+pub enum InsertError {
+    /// Every entry is in use.
+    Full,
+    /// The [`MAX_PROBE`] slots from the key's home are all taken.
+    ProbeLimit,
+}
 
 /// A zeroed vector whose pages are written now. `vec![0; n]` gets lazily zeroed pages from the
 /// OS: the first lookup maps the shared zero page, the first insert then replaces it, and that
@@ -81,7 +96,7 @@ impl<V> FlowTable<V> {
     pub fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
         let tag = Self::tag(hash);
         let mut pos = hash as usize & self.mask;
-        loop {
+        for _ in 0..MAX_PROBE.min(self.index.len()) {
             let slot = self.index[pos];
             if slot == 0 {
                 return None;
@@ -94,29 +109,42 @@ impl<V> FlowTable<V> {
             }
             pos = (pos + 1) & self.mask;
         }
+        None
+    }
+
+    /// The first empty slot of `hash`'s probe run, if it lies within [`MAX_PROBE`].
+    #[inline]
+    fn empty_slot(&self, hash: u64) -> Option<usize> {
+        let mut pos = hash as usize & self.mask;
+        for _ in 0..MAX_PROBE.min(self.index.len()) {
+            if self.index[pos] == 0 {
+                return Some(pos);
+            }
+            pos = (pos + 1) & self.mask;
+        }
+        None
     }
 
     /// Inserts a new entry (the caller has checked that `key` is absent) and returns its index.
     #[inline]
-    pub fn insert(&mut self, key: FlowKey, hash: u64, value: V) -> Result<u32, TableFull> {
+    pub fn insert(&mut self, key: FlowKey, hash: u64, value: V) -> Result<u32, InsertError> {
+        if self.is_full() {
+            return Err(InsertError::Full);
+        }
+        let pos = self.empty_slot(hash).ok_or(InsertError::ProbeLimit)?;
         let idx = match self.free.pop() {
             Some(idx) => {
                 self.keys[idx as usize] = key;
                 self.values[idx as usize] = value;
                 idx
             }
-            None if self.values.len() < self.capacity => {
+            None => {
                 self.keys.push(key);
                 self.values.push(value);
                 (self.values.len() - 1) as u32
             }
-            None => return Err(TableFull),
         };
         self.live[idx as usize] = true;
-        let mut pos = hash as usize & self.mask;
-        while self.index[pos] != 0 {
-            pos = (pos + 1) & self.mask;
-        }
         self.index[pos] = Self::tag(hash) | u64::from(idx + 1);
         Ok(idx)
     }
@@ -195,7 +223,22 @@ impl<V> FlowTable<V> {
 }
 
 #[cfg(test)]
+impl<V> FlowTable<V> {
+    /// Slots a lookup of `key` reads (1 for a key in its home slot).
+    fn probes_to_find(&self, key: &FlowKey, hash: u64) -> usize {
+        let idx = self.find(key, hash).expect("key present");
+        let wanted = Self::tag(hash) | u64::from(idx + 1);
+        let home = hash as usize & self.mask;
+        (0..)
+            .find(|i| self.index[(home + i) & self.mask] == wanted)
+            .expect("indexed")
+            + 1
+    }
+}
+
+#[cfg(test)]
 mod tests {
+    use super::super::FlowHasher;
     use super::*;
     use crate::decode::Addr;
 
@@ -210,25 +253,26 @@ mod tests {
 
     #[test]
     fn insert_find_remove_many() {
+        let h = FlowHasher::random();
         let mut t: FlowTable<u32> = FlowTable::with_capacity(1000);
         for n in 0..1000 {
             let k = key(n);
-            assert_eq!(t.find(&k, k.hash()), None);
-            let idx = t.insert(k, k.hash(), n).unwrap();
+            assert_eq!(t.find(&k, h.hash(&k)), None);
+            let idx = t.insert(k, h.hash(&k), n).unwrap();
             assert_eq!(*t.get(idx), n);
         }
         assert!(t.is_full());
         let k = key(5000);
-        assert_eq!(t.insert(k, k.hash(), 0), Err(TableFull));
+        assert_eq!(t.insert(k, h.hash(&k), 0), Err(InsertError::Full));
         // Remove every third, then all others must still be found.
         for n in (0..1000).step_by(3) {
             let k = key(n);
-            let idx = t.find(&k, k.hash()).unwrap();
-            t.remove(idx, k.hash());
+            let idx = t.find(&k, h.hash(&k)).unwrap();
+            t.remove(idx, h.hash(&k));
         }
         for n in 0..1000 {
             let k = key(n);
-            let found = t.find(&k, k.hash()).map(|i| *t.get(i));
+            let found = t.find(&k, h.hash(&k)).map(|i| *t.get(i));
             if n % 3 == 0 {
                 assert_eq!(found, None, "{n}");
             } else {
@@ -242,28 +286,88 @@ mod tests {
     #[test]
     fn colliding_homes_survive_removal() {
         // Same low hash bits: force long probe runs by using a tiny table.
+        let h = FlowHasher::random();
         let mut t: FlowTable<u32> = FlowTable::with_capacity(12);
         let keys: Vec<_> = (0..12).map(key).collect();
         for (i, k) in keys.iter().enumerate() {
-            t.insert(*k, k.hash(), i as u32).unwrap();
+            t.insert(*k, h.hash(k), i as u32).unwrap();
         }
         for (i, k) in keys.iter().enumerate().filter(|(i, _)| i % 2 == 1) {
-            let idx = t.find(k, k.hash()).unwrap();
+            let idx = t.find(k, h.hash(k)).unwrap();
             assert_eq!(*t.get(idx), i as u32);
-            t.remove(idx, k.hash());
+            t.remove(idx, h.hash(k));
         }
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(t.find(k, k.hash()).is_some(), i % 2 == 0);
+            assert_eq!(t.find(k, h.hash(k)).is_some(), i % 2 == 0);
         }
     }
 
     #[test]
     fn neighbours_are_bounded() {
+        let h = FlowHasher::random();
         let mut t: FlowTable<u32> = FlowTable::with_capacity(64);
         for n in 0..64 {
             let k = key(n);
-            t.insert(k, k.hash(), n).unwrap();
+            t.insert(k, h.hash(&k), n).unwrap();
         }
-        assert_eq!(t.neighbours(key(99).hash(), 8).count(), 8);
+        assert_eq!(t.neighbours(h.hash(&key(99)), 8).count(), 8);
+    }
+
+    /// Keys whose home slot under `known` lies in the first 8 slots of a table of `slots`
+    /// slots: what an attacker who knows the hash key would send.
+    fn crafted_keys(known: &FlowHasher, slots: usize, n: usize) -> Vec<FlowKey> {
+        (0u32..)
+            .map(key)
+            .filter(|k| known.hash(k) as usize & (slots - 1) < 8)
+            .take(n)
+            .collect()
+    }
+
+    #[test]
+    fn keys_crafted_against_one_key_do_not_collide_under_another() {
+        let capacity = 4096;
+        let known = FlowHasher::with_key([0x5eed, 0xfeed]);
+        let mut attacked: FlowTable<u32> = FlowTable::with_capacity(capacity);
+        let slots = attacked.index.len();
+        let keys = crafted_keys(&known, slots, 3000);
+
+        // Against the key they were made for, the keys pile up in one run; the run stops at
+        // the probe bound, and inserts past it are refused rather than scanning further.
+        let mut refused = 0;
+        for (n, k) in keys.iter().enumerate() {
+            match attacked.insert(*k, known.hash(k), n as u32) {
+                Ok(_) => {}
+                Err(InsertError::ProbeLimit) => refused += 1,
+                Err(InsertError::Full) => panic!("table full at {n}"),
+            }
+        }
+        assert!(refused >= 3000 - MAX_PROBE - 8, "refused {refused}");
+        let worst = keys
+            .iter()
+            .filter(|k| attacked.find(k, known.hash(k)).is_some())
+            .map(|k| attacked.probes_to_find(k, known.hash(k)))
+            .max()
+            .unwrap_or(0);
+        assert!((MAX_PROBE - 8..=MAX_PROBE).contains(&worst), "{worst}");
+
+        // Under a different key (the monitor's secret one) the same keys spread like any
+        // others: every one fits, and lookups stay short.
+        let secret = FlowHasher::with_key([0x5eed, 0xfeee]);
+        let mut t: FlowTable<u32> = FlowTable::with_capacity(capacity);
+        for (n, k) in keys.iter().enumerate() {
+            t.insert(*k, secret.hash(k), n as u32).expect("inserted");
+        }
+        let probes: Vec<usize> = keys
+            .iter()
+            .map(|k| t.probes_to_find(k, secret.hash(k)))
+            .collect();
+        let total: usize = probes.iter().sum();
+        let worst = probes.iter().copied().max().unwrap_or(0);
+        assert!(worst < 64, "longest lookup {worst} slots");
+        assert!(
+            total < 3 * keys.len(),
+            "{total} slots read for {} keys",
+            keys.len()
+        );
     }
 }

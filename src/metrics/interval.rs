@@ -82,6 +82,10 @@ pub struct Drops {
     pub worker_ring_full: u64,
     /// Flows evicted because the flow table was full.
     pub flow_table_full: u64,
+    /// Packets of flows not tracked because every slot within the table's probe bound of
+    /// their home was taken. The keyed hash makes this a sign of an attack on a known key,
+    /// not of chance.
+    pub flow_probe_limit: u64,
     /// Not a loss: records analysed possibly out of capture order because one capture queue
     /// fell more than a worker's merge lane behind the others.
     pub reorder_overflow: u64,
@@ -96,6 +100,7 @@ impl Drops {
         self.af_packet_drops += o.af_packet_drops;
         self.worker_ring_full += o.worker_ring_full;
         self.flow_table_full += o.flow_table_full;
+        self.flow_probe_limit += o.flow_probe_limit;
         self.reorder_overflow += o.reorder_overflow;
     }
 }
@@ -241,6 +246,7 @@ pub fn merge_interval(
             (_, None) => {}
         }
         drops.flow_table_full += part.flow_table_full;
+        drops.flow_probe_limit += part.flow_probe_limit;
         drops.reorder_overflow += part.reorder_overflow;
         active_flows += part.active_flows;
         flows.extend(part.flows);
