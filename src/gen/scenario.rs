@@ -697,8 +697,10 @@ impl<'a> Conv<'a> {
         let n = self.rng.range32(&self.sc.exchanges) as usize;
         let mut plan = vec![[Anomaly::None; 2]; n];
         let sc = self.sc;
-        // Out-of-order needs a swap gap comfortably under the initial RTT.
-        let ooo_possible = self.rtt >= 50 * US;
+        // Out-of-order needs a swap gap under the initial RTT, by a margin (here at least
+        // 1.5 ms) that a live tap's timestamp jitter on a busy machine cannot eat: otherwise a
+        // capture of the same frames may see a retransmission instead.
+        let ooo_possible = self.rtt >= 2 * MS;
         let episodes = [
             (&sc.timeout_retransmits, Anomaly::Timeout),
             (&sc.fast_retransmits, Anomaly::Fast),
@@ -782,7 +784,7 @@ impl<'a> Conv<'a> {
 
         // The tap sees segment `swap + 1` just before segment `swap`.
         let swap = (anomaly == Anomaly::OutOfOrder).then(|| self.rng.below(last as u64) as usize);
-        let swap_gap = self.rng.range(&(US..=(900 * US).min(self.rtt / 4)));
+        let swap_gap = self.rng.range(&(US..=500 * US));
         for j in 0..n {
             let idx = match swap {
                 Some(s) if j == s => s + 1,

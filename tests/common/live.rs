@@ -60,6 +60,22 @@ impl Lab {
         format!("{}-g", self.name)
     }
 
+    /// Frames the sending end of the lab's veth dropped so far (its peer's queue full): the
+    /// one loss before the monitor's sockets that they cannot count. Losses at the sockets
+    /// themselves are in the monitor's records.
+    pub fn kernel_drops(&self) -> u64 {
+        tx_dropped(&self.gen(), &self.gen_if())
+    }
+
+    /// Every frame sent is accounted for: received by the monitor, or counted as lost by the
+    /// monitor's sockets or by the veth (`kernel_drops` gained since `drops_before`). Returns
+    /// whether the monitor analysed everything (no loss anywhere), so that exact comparisons
+    /// with offline analysis apply; otherwise says clearly that this machine could not keep up
+    /// and the exact comparisons are skipped.
+    pub fn accounted(&self, live: &super::Run, sent: u64, drops_before: u64) -> bool {
+        accounted(live, sent, self.kernel_drops() - drops_before)
+    }
+
     /// Nothing of tcpulse's stays attached to the monitored interface.
     pub fn assert_no_xdp(&self) {
         let links = Command::new("ip")
@@ -70,6 +86,40 @@ impl Lab {
             .unwrap_or_default();
         assert!(!text.contains(" xdp"), "XDP program left attached: {text}");
     }
+}
+
+/// A network interface's `tx_dropped` counter inside namespace `ns`.
+pub fn tx_dropped(ns: &str, iface: &str) -> u64 {
+    let path = format!("/sys/class/net/{iface}/statistics/tx_dropped");
+    Command::new("ip")
+        .args(["netns", "exec", ns, "cat", &path])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or_else(|| panic!("cannot read {path} in {ns}"))
+}
+
+/// [`Lab::accounted`] with the kernel's drops before the monitor's sockets given.
+pub fn accounted(live: &super::Run, sent: u64, kernel_dropped: u64) -> bool {
+    let received = live.capture_total("packets");
+    assert_eq!(
+        received + live.socket_losses() + kernel_dropped,
+        sent,
+        "frames sent = received {received} + lost at the sockets {} + dropped by the veth \
+         {kernel_dropped}",
+        live.socket_losses()
+    );
+    let lost = live.own_losses() + kernel_dropped;
+    if lost > 0 {
+        eprintln!(
+            "NOTE: this machine did not keep up with the test's rate: {lost} of {sent} frames \
+             lost, every one counted (sockets {}, worker queues {}, veth {kernel_dropped}); the \
+             exact comparisons with offline analysis need a lossless run and are skipped",
+            live.socket_losses(),
+            live.drop_total("worker_ring_full")
+        );
+    }
+    lost == 0
 }
 
 impl Drop for Lab {
@@ -273,8 +323,15 @@ pub fn assert_matches(live: &super::Run, original: &super::Run, as_sent: &super:
     );
 }
 
+/// A live timestamp may trail its reference by a kernel scheduling delay: the receive softirq
+/// deferred to ksoftirqd, or the sender preempted between its clock read and its send, on a
+/// busy core. Beyond this something is wrong (a timestamp in the wrong unit, a packet matched
+/// to the wrong flow: both are off by far more).
+pub const SCHEDULING_DELAY_NS: u64 = 50_000_000;
+
 /// Handshake times of the live run against a reference capture of the same packets, flow by
-/// flow: every difference within `tolerance_ns`. Returns the differences' distribution.
+/// flow: 90 % of the differences within `tolerance_ns` (the receive-timestamp precision, which
+/// holds on a busy machine too), every one within [`SCHEDULING_DELAY_NS`].
 pub fn assert_times(live: &super::Run, reference: &super::Run, tolerance_ns: u64) {
     let by_key: HashMap<String, &Value> =
         reference.flows.iter().map(|f| (flow_key(f), f)).collect();
@@ -311,7 +368,12 @@ pub fn assert_times(live: &super::Run, reference: &super::Run, tolerance_ns: u64
         "too few flows to compare times"
     );
     assert!(
-        worst <= tolerance_ns,
+        pct(0.9) <= tolerance_ns,
+        "handshake time p90 differs by {} ns",
+        pct(0.9)
+    );
+    assert!(
+        worst <= SCHEDULING_DELAY_NS,
         "handshake time differs by {worst} ns"
     );
 }

@@ -38,6 +38,22 @@ impl Run {
             .sum()
     }
 
+    /// Frames the monitor lost, by its own count: frames its sockets could not take (AF_XDP
+    /// `xdp_rx_dropped` and `xdp_rx_ring_full`, AF_PACKET `af_packet_drops`) and records no
+    /// worker could take (`worker_ring_full`). `xdp_fill_ring_empty` counts occasions, not
+    /// frames: a frame lost that way is in `xdp_rx_dropped` already.
+    pub fn own_losses(&self) -> u64 {
+        self.socket_losses() + self.drop_total("worker_ring_full")
+    }
+
+    /// Frames lost before the monitor received them, by its sockets' count.
+    pub fn socket_losses(&self) -> u64 {
+        ["xdp_rx_dropped", "xdp_rx_ring_full", "af_packet_drops"]
+            .iter()
+            .map(|name| self.drop_total(name))
+            .sum()
+    }
+
     pub fn capture_total(&self, name: &str) -> u64 {
         self.intervals
             .iter()
