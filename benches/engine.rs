@@ -26,10 +26,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-use tcpulse::capture::{CaptureFile, Frame};
-use tcpulse::decode::{decode_frame, LinkType, PacketRecord};
-use tcpulse::flow::{Engine, FlowConfig, FlowHasher};
 use tcpulse::gen::{scenario::Scenario, write_pcap};
+use tcpulse_core::decode::{decode_frame, LinkType, PacketRecord};
+use tcpulse_core::flow::{Engine, FlowConfig, FlowHasher};
+use tcpulse_io::capture::{CaptureFile, Frame};
 
 const SEED: u64 = 7;
 const DEFAULT_CONNECTIONS: u32 = 20_000;

@@ -15,10 +15,10 @@
 use std::hint::black_box;
 use std::process::Command;
 
-use tcpulse::decode::flags::{ACK, PSH, SYN};
-use tcpulse::decode::{Addr, PacketRecord, NO_WSCALE};
-use tcpulse::flow::conn::{Conn, FlowStats};
-use tcpulse::flow::{Engine, FlowConfig, FlowKey};
+use tcpulse_core::decode::flags::{ACK, PSH, SYN};
+use tcpulse_core::decode::{Addr, PacketRecord, NO_WSCALE};
+use tcpulse_core::flow::conn::{Conn, FlowStats};
+use tcpulse_core::flow::{Engine, FlowConfig, FlowKey};
 
 const DEFAULT_FLOWS: usize = 1 << 20;
 /// Set in the child processes: `v4` or `v6`, `:flows` when flow records are on.

@@ -14,11 +14,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use tcpulse::decode::flags::SYN;
-use tcpulse::decode::Addr;
-use tcpulse::flow::FlowKey;
 use tcpulse::gen::frame::TcpFrame;
 use tcpulse::gen::{write_frames, Stamped};
+use tcpulse_core::decode::flags::SYN;
+use tcpulse_core::decode::Addr;
+use tcpulse_core::flow::FlowKey;
 
 /// Index slots of a one-worker table at the default `--max-flows` (1,048,576 flows, load at
 /// most 3/4): 2^21.

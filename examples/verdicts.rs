@@ -3,10 +3,10 @@
 //!
 //! Usage: cargo run --release --example verdicts -- FILE [PORT]
 
-use tcpulse::capture::CaptureFile;
-use tcpulse::decode::{decode_frame, LinkType};
-use tcpulse::flow::seq_analysis::verdict as v;
-use tcpulse::flow::{Engine, FlowConfig};
+use tcpulse_core::decode::{decode_frame, LinkType};
+use tcpulse_core::flow::seq_analysis::verdict as v;
+use tcpulse_core::flow::{Engine, FlowConfig};
+use tcpulse_io::capture::CaptureFile;
 
 fn main() {
     let mut args = std::env::args().skip(1);

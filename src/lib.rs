@@ -1,18 +1,11 @@
-//! tcpulse: a passive TCP health monitor.
+//! tcpulse: a passive TCP health monitor. This crate is the command line over the pipeline
+//! (`tcpulse-io`, over the pure `tcpulse-core`): the commands (`cli`), the configuration file
+//! (`config`), reading records back (`view`: merge, report, plot) and synthetic traffic with
+//! known answers (`gen`). See ARCHITECTURE.md.
 //!
-//! The pipeline, one module per stage: `capture` (sources of frames) → `decode` (frames to
-//! records) → `dispatch` (symmetric hash, rings to workers) → `flow` (per-shard TCP tracking) →
-//! `metrics` (histograms, per-server aggregation) → `sink` (JSON output); `config` is the
-//! configuration file. See ARCHITECTURE.md.
+//! Lowest first: `config` → `gen` → `view` → `cli`; none of them names a higher one.
 
-pub mod capture;
 pub mod cli;
 pub mod config;
-pub mod decode;
-pub mod dispatch;
-pub mod flow;
 pub mod gen;
-pub mod metrics;
-pub mod sink;
-pub mod transmit;
 pub mod view;

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
-use tcpulse::capture::PcapWriter;
 use tcpulse::gen::{Rng, Scenario, TcpFrame};
+use tcpulse_io::capture::PcapWriter;
 
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("tcpulse-floods-{}-{name}", std::process::id()))

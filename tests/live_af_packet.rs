@@ -21,9 +21,9 @@ use common::live::{
     assert_interface_removal_exits_7, assert_matches, assert_times, capture_live, generate, replay,
     replay_with, root_or_skip, Lab, Monitor, Reference, TIMING_FREE,
 };
-use tcpulse::capture::af_packet::{AfPacketOptions, AfPacketQueue};
-use tcpulse::capture::{CaptureFile, LiveQueue};
-use tcpulse::decode::{decode_frame, LinkType};
+use tcpulse_core::decode::{decode_frame, LinkType};
+use tcpulse_io::capture::af_packet::{AfPacketOptions, AfPacketQueue};
+use tcpulse_io::capture::{CaptureFile, LiveQueue};
 
 const AF_PACKET: [&str; 2] = ["--capture", "af-packet"];
 

@@ -13,9 +13,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde_json::Value;
-use tcpulse::capture::PcapWriter;
-use tcpulse::decode::{decode_frame, LinkType};
 use tcpulse::gen::{Scenario, TcpFrame};
+use tcpulse_core::decode::{decode_frame, LinkType};
+use tcpulse_io::capture::PcapWriter;
 
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("tcpulse-malformed-{}-{name}", std::process::id()))

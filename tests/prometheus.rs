@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::live::{gen_send, root_or_skip, Lab, Monitor};
 use serde_json::Value;
-use tcpulse::metrics::hist::LatencyHist;
-use tcpulse::sink::prometheus::LATENCY_BUCKETS_US;
+use tcpulse_core::schema::hist::LatencyHist;
+use tcpulse_io::sink::prometheus::LATENCY_BUCKETS_US;
 
 /// A free TCP port on the host's loopback (the namespaces have their own, just as free).
 fn free_port() -> u16 {

@@ -16,10 +16,10 @@ use serde_json::Value;
 use common::collector::{clickhouse_installed, free_port, ClickHouse, Collector};
 use common::live::{root_or_skip, Lab, Monitor};
 use common::shared_pcaps;
-use tcpulse::sink::file::Rotation;
-use tcpulse::sink::http::HttpSink;
-use tcpulse::sink::lane::Delivery;
-use tcpulse::sink::{Counts, FileSink, SinkSet};
+use tcpulse_io::sink::file::Rotation;
+use tcpulse_io::sink::http::HttpSink;
+use tcpulse_io::sink::lane::Delivery;
+use tcpulse_io::sink::{Counts, FileSink, SinkSet};
 
 /// A capture with many intervals, servers, handshakes and retransmissions.
 const CAPTURE: &str = "ndpi_sites.pcapng";

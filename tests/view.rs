@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use tcpulse::capture::{CaptureFile, PcapWriter};
-use tcpulse::decode::{decode_frame, LinkType};
-use tcpulse::metrics::counters::Counter;
-use tcpulse::metrics::hist::LatencyHist;
+use tcpulse_core::decode::{decode_frame, LinkType};
+use tcpulse_core::schema::counters::Counter;
+use tcpulse_core::schema::hist::LatencyHist;
+use tcpulse_io::capture::{CaptureFile, PcapWriter};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tcpulse"))

@@ -14,12 +14,12 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use tcpulse::capture::xdp::{
+use tcpulse::gen::TcpFrame;
+use tcpulse_core::decode::flags;
+use tcpulse_io::capture::xdp::{
     attached_ids, rx_queue_count, LiveError, ProgramChoice, ProgramKind, TimestampSource, XdpMode,
     XdpOptions, XdpQueue, ZeroCopy, PROGRAM_NAME,
 };
-use tcpulse::decode::flags;
-use tcpulse::gen::TcpFrame;
 
 macro_rules! require_root {
     () => {
@@ -891,11 +891,7 @@ fn a_leftover_program_of_ours_is_replaced() {
     // What a run that attached the old way (netlink) and died leaves behind: our program,
     // attached by iproute2 from the same object file.
     let obj = std::env::temp_dir().join(format!("tcpulse-xdp-test-{}.o", std::process::id()));
-    std::fs::write(
-        &obj,
-        include_bytes!(concat!(env!("OUT_DIR"), "/capture.bpf.o")),
-    )
-    .unwrap();
+    std::fs::write(&obj, tcpulse_io::capture::xdp::object_file()).unwrap();
     let attached = Command::new("ip")
         .args([
             "-n",

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tcpulse::decode::{decode_frame, opt, LinkType, NO_WSCALE};
+use tcpulse_core::decode::{decode_frame, opt, LinkType, NO_WSCALE};
 
 const LINKS: [LinkType; 7] = [
     LinkType::Ethernet,

@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tcpulse::decode::{decode_frame, LinkType};
-use tcpulse::flow::{Engine, FlowConfig};
+use tcpulse_core::decode::{decode_frame, LinkType};
+use tcpulse_core::flow::{Engine, FlowConfig};
 
 const LINKS: [LinkType; 4] = [
     LinkType::Ethernet,
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// Invariants of one interval's flow records; returns the segments they hold.
-fn check(iv: &tcpulse::flow::WorkerInterval, monotonic: bool) -> u64 {
+fn check(iv: &tcpulse_core::flow::WorkerInterval, monotonic: bool) -> u64 {
     let mut segments = 0;
     for f in &iv.flows {
         let packets = f.packets.c2s + f.packets.s2c;

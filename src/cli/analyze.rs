@@ -3,12 +3,12 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use super::output::Pipeline;
-use super::{exit, AnalyzeArgs};
-use crate::capture::{CaptureError, CaptureFile};
-use crate::decode::LinkType;
-use crate::dispatch::ingest::Ingest;
-use crate::dispatch::Backpressure;
+use tcpulse_io::capture::CaptureFile;
+use tcpulse_io::dispatch::Backpressure;
+use tcpulse_io::pipeline::offline::feed_file;
+use tcpulse_io::pipeline::Pipeline;
+
+use super::{exit, fail_output, AnalyzeArgs};
 
 /// Runs the analysis and returns the process exit code.
 pub fn run(args: &AnalyzeArgs) -> i32 {
@@ -17,11 +17,17 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
         .first()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let (pipeline, mut ingests) =
-        match Pipeline::start(&args.pipeline, 1, Backpressure::Block, source) {
-            Ok(started) => started,
-            Err(code) => return code,
-        };
+    let settings = match args.pipeline.settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (pipeline, mut ingests) = match Pipeline::start(&settings, 1, Backpressure::Block, source) {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("tcpulse: {e}");
+            return exit::OUTPUT_FAILED;
+        }
+    };
     let Some(mut ingest) = ingests.pop() else {
         return exit::OUTPUT_FAILED;
     };
@@ -40,15 +46,20 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
         if let Some(p) = &mut progress {
             p.label = format!("{} ({}/{})", path.display(), i + 1, args.files.len());
         }
-        let (result, unsupported) = read_file(&file, &mut ingest, progress.as_mut());
-        if let Err(e) = result {
+        let total = file.len();
+        let outcome = feed_file(&file, &mut ingest, &mut |done, frames| {
+            if let Some(p) = progress.as_mut() {
+                p.show(done, total, frames);
+            }
+        });
+        if let Some(e) = outcome.error {
             eprintln!(
                 "tcpulse: {}: {e}; the frames before it were analysed",
                 path.display()
             );
             code = code.max(exit::INPUT_DAMAGED);
         }
-        if let Some(n) = unsupported {
+        if let Some(n) = outcome.unsupported_link {
             eprintln!(
                 "tcpulse: {}: link type {n} is not supported; its frames are counted as \
                  unsupported_link_type",
@@ -62,50 +73,10 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
     }
     // The last interval closes with the end of input: flows still open end as capture_end.
     ingest.finish(None);
-    pipeline.join(code)
-}
-
-/// Feeds one file's frames; returns how reading ended and an unsupported link type, if any.
-fn read_file(
-    file: &CaptureFile,
-    ingest: &mut Ingest,
-    mut progress: Option<&mut Progress>,
-) -> (Result<(), CaptureError>, Option<u32>) {
-    let mut frames = file.frames();
-    let mut link_of: Option<(u32, Option<LinkType>)> = None;
-    let mut unsupported = None;
-    let mut n: u64 = 0;
-    while let Some(frame) = frames.next() {
-        let frame = match frame {
-            Ok(f) => f,
-            Err(e) => return (Err(e), unsupported),
-        };
-        let link = match link_of {
-            Some((n, link)) if n == frame.link_type => link,
-            _ => {
-                let link = LinkType::from_linktype(frame.link_type);
-                link_of = Some((frame.link_type, link));
-                link
-            }
-        };
-        match link {
-            Some(link) => ingest.frame(link, frame.data, frame.orig_len, frame.ts_ns),
-            None => {
-                unsupported = Some(frame.link_type);
-                ingest.unsupported(frame.orig_len, frame.ts_ns);
-            }
-        }
-        n += 1;
-        if n & 0xffff == 0 {
-            if let Some(p) = progress.as_deref_mut() {
-                p.show(frames.bytes_read(), file.len(), 0x10000);
-            }
-        }
+    match pipeline.join() {
+        Ok(()) => code,
+        Err(e) => fail_output(&e),
     }
-    if let Some(p) = progress {
-        p.show(file.len(), file.len(), n & 0xffff);
-    }
-    (Ok(()), unsupported)
 }
 
 fn progress_wanted(flag: Option<bool>) -> bool {

@@ -5,11 +5,12 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::sync::atomic::AtomicBool;
 
+use tcpulse_io::capture::PcapWriter;
+use tcpulse_io::transmit::{self, FrameBook, Pace, PacketRing, Spread, Transmit, TxError, XskTx};
+
 use super::{exit, GenArgs};
-use crate::capture::PcapWriter;
 use crate::gen::scenario::{Scenario, MAX_CONNECTIONS};
-use crate::gen::{file, write_capture, write_frames, write_truth_lines, GroundTruth};
-use crate::transmit::{self, FrameBook, Pace, PacketRing, Spread, Transmit, TxError, XskTx};
+use crate::gen::{file, frame_book, write_capture, write_frames, write_truth_lines, GroundTruth};
 
 /// TX ring slots: a few ms of frames at the rates a veth reaches.
 const TX_RING_FRAMES: usize = 4096;
@@ -44,7 +45,7 @@ pub fn run(args: &GenArgs) -> i32 {
                 _ => Spread::Flow,
             };
             let queues = u16::try_from(args.tx_queues.0.len()).unwrap_or(u16::MAX);
-            let book = FrameBook::from_stamped(&generated.frames, queues, spread);
+            let book = frame_book(&generated.frames, queues, spread);
             let truth = GroundTruth {
                 frames: generated.frames.len() as u64,
                 truths: generated.truths,

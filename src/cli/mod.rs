@@ -3,9 +3,8 @@
 
 pub mod analyze;
 pub mod config;
+mod config_merge;
 pub mod gen;
-pub mod output;
-pub mod privilege;
 pub mod run;
 pub mod view;
 
@@ -13,6 +12,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use tcpulse_core::flow::anonymize::read_key;
+use tcpulse_core::flow::FlowConfig;
+use tcpulse_core::metrics::interval::Listing;
+use tcpulse_core::units::{parse_duration, parse_list, NumberList};
+use tcpulse_io::capture::CaptureKind;
+use tcpulse_io::pipeline::{OutputError, OutputSettings, Settings};
+
+use crate::config::checks::{
+    check_threads, parse_capture_kind, parse_max_flows, parse_ring_frames, parse_xdp_mode,
+    MAX_WORKERS,
+};
 
 /// Exit codes (documented in docs/cli.md).
 pub mod exit {
@@ -204,7 +214,7 @@ pub struct RunArgs {
 
     /// XDP attach mode: `native` (in the driver) or `skb` (generic, any interface).
     #[arg(long, default_value = "native", value_parser = parse_xdp_mode)]
-    pub xdp_mode: crate::capture::xdp::XdpMode,
+    pub xdp_mode: tcpulse_io::capture::xdp::XdpMode,
 
     /// Frames each AF_XDP queue's UMEM and rings hold (a power of two, 64 to 1048576; 2 KiB
     /// each): the slack for the capture thread being descheduled (16384 is 65 ms at 250 k
@@ -264,8 +274,8 @@ pub struct PipelineArgs {
     /// analysis (docs/sinks.md); repeat for several: `file:PATH[,max_bytes=100M,keep=5]`,
     /// `stdout`, `http://HOST:PORT/PATH`, `clickhouse://HOST:PORT/DATABASE`,
     /// `prometheus:ADDR`, each with `,key=value` options.
-    #[arg(long, value_name = "SPEC", value_parser = crate::sink::SinkSpec::parse)]
-    pub sink: Vec<crate::sink::SinkSpec>,
+    #[arg(long, value_name = "SPEC", value_parser = tcpulse_io::sink::SinkSpec::parse)]
+    pub sink: Vec<tcpulse_io::sink::SinkSpec>,
 
     /// Flow worker threads; results do not depend on it.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
@@ -280,8 +290,8 @@ pub struct PipelineArgs {
 
     /// Servers of interest, always listed in interval records whatever their traffic:
     /// `10.0.0.0/8`, `192.0.2.7:443`, `[2001:db8::]/32:443`, `:5432`; repeatable.
-    #[arg(long, value_name = "PATTERN", value_parser = crate::metrics::watch::ServerPattern::parse)]
-    pub watch: Vec<crate::metrics::watch::ServerPattern>,
+    #[arg(long, value_name = "PATTERN", value_parser = tcpulse_core::metrics::watch::ServerPattern::parse)]
+    pub watch: Vec<tcpulse_core::metrics::watch::ServerPattern>,
 
     /// Anonymise every IP address in the records before they leave the process, keeping
     /// prefixes (Crypto-PAn): KEYFILE holds 32 bytes or 64 hex digits (`head -c 32
@@ -317,174 +327,68 @@ pub struct TableArgs {
     pub half_closed_stall: Duration,
 }
 
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 impl TableArgs {
-    pub fn flow_config(&self, workers: usize, emit_flows: bool) -> crate::flow::FlowConfig {
-        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        crate::flow::FlowConfig {
+    /// One worker's engine settings when the table is shared by `workers`.
+    pub fn flow_config(&self, workers: usize) -> FlowConfig {
+        FlowConfig {
             capacity: self.max_flows.div_ceil(workers.max(1)),
-            idle_timeout_ns: ns(self.idle_timeout),
-            half_open_timeout_ns: ns(self.half_open_timeout),
-            close_linger_ns: ns(self.close_linger),
-            half_closed_stall_ns: ns(self.half_closed_stall),
-            emit_flows,
-            ..crate::flow::FlowConfig::default()
+            idle_timeout_ns: nanos(self.idle_timeout),
+            half_open_timeout_ns: nanos(self.half_open_timeout),
+            close_linger_ns: nanos(self.close_linger),
+            half_closed_stall_ns: nanos(self.half_closed_stall),
+            ..FlowConfig::default()
         }
     }
 }
 
-/// Most flow workers a run may have.
-pub const MAX_WORKERS: u16 = 256;
+impl PipelineArgs {
+    /// The pipeline these options describe; a key file that cannot be read is a usage error
+    /// (printed; the `Err` is the exit code).
+    pub fn settings(&self) -> Result<Settings, i32> {
+        let anonymize = match &self.anonymize {
+            Some(path) => Some(read_key(path).map_err(|e| {
+                eprintln!("tcpulse: {e}");
+                exit::USAGE
+            })?),
+            None => None,
+        };
+        let workers = usize::from(self.workers);
+        Ok(Settings {
+            workers,
+            interval_ns: nanos(self.interval),
+            flow: self.table.flow_config(workers),
+            listing: Listing {
+                top_servers: self.top_servers,
+                watch: self.watch.clone(),
+            },
+            anonymize,
+            outputs: OutputSettings {
+                output: self.output.clone(),
+                flows: self.flows.clone(),
+                sinks: self.sink.clone(),
+            },
+        })
+    }
+}
 
-/// Checks a worker count against 1..=[`MAX_WORKERS`].
-pub fn check_workers(n: u16) -> Result<u16, String> {
-    if (1..=MAX_WORKERS).contains(&n) {
-        Ok(n)
+/// Prints why output failed and returns the exit code.
+pub fn fail_output(e: &OutputError) -> i32 {
+    eprintln!("tcpulse: {e}");
+    exit::OUTPUT_FAILED
+}
+
+/// Prints why writing failed and returns the exit code.
+pub fn fail_write(e: &std::io::Error) -> i32 {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        eprintln!("tcpulse: output closed early (broken pipe)");
     } else {
-        Err(format!("{n} workers: use 1 to {MAX_WORKERS}"))
+        eprintln!("tcpulse: cannot write output: {e}");
     }
-}
-
-/// Checks a flow-table size: at least one flow.
-pub fn check_max_flows(n: usize) -> Result<usize, String> {
-    if n == 0 {
-        Err("the flow table must hold at least one flow".into())
-    } else {
-        Ok(n)
-    }
-}
-
-fn parse_max_flows(text: &str) -> Result<usize, String> {
-    let n = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number of flows"))?;
-    check_max_flows(n)
-}
-
-/// Parses `250ms`, `1s`, `1.5s`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 1s, 500ms)"))?;
-    let secs = match unit {
-        "ns" => value / 1e9,
-        "us" | "µs" => value / 1e6,
-        "ms" => value / 1e3,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "unknown unit `{unit}` in `{text}` (use ns, us, ms, s, m, h)"
-            ))
-        }
-    };
-    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
-        return Err(format!("`{text}` is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// Writes a duration the way [`parse_duration`] reads it, exactly: `300s`, `500ms`, `1500us`.
-pub fn format_duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    let (value, unit) = [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us")]
-        .into_iter()
-        .find(|&(per, _)| ns % per == 0)
-        .map_or((ns, "ns"), |(per, unit)| (ns / per, unit));
-    format!("{value}{unit}")
-}
-
-/// A list of numbers given as `0-3`, `0,2,5` or a mix (`0-1,4`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NumberList(pub Vec<u32>);
-
-/// Parses a [`NumberList`].
-pub fn parse_list(text: &str) -> Result<NumberList, String> {
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let bad = || format!("`{part}` is not a number or a range like 0-3");
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (u32, u32) = (
-                    a.trim().parse().map_err(|_| bad())?,
-                    b.trim().parse().map_err(|_| bad())?,
-                );
-                if a > b || b - a > 4096 {
-                    return Err(format!("`{part}` is not an increasing range"));
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(part.parse().map_err(|_| bad())?),
-        }
-    }
-    if out.is_empty() {
-        return Err("empty list".into());
-    }
-    Ok(NumberList(out))
-}
-
-fn parse_ring_frames(text: &str) -> Result<u32, String> {
-    text.parse::<u32>()
-        .map_err(|_| format!("`{text}`: a power of two from 64 to 1048576"))
-        .and_then(check_ring_frames)
-}
-
-/// Checks a ring size: a power of two from 64 to 1048576.
-pub fn check_ring_frames(n: u32) -> Result<u32, String> {
-    if n.is_power_of_two() && (64..=1 << 20).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("`{n}`: a power of two from 64 to 1048576"))
-    }
-}
-
-/// AF_PACKET rings of one run: 1 to 256.
-pub fn check_threads(n: u32) -> Result<u32, String> {
-    if (1..=256).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("`{n}`: from 1 to 256"))
-    }
-}
-
-/// The live capture source of `tcpulse run`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CaptureKind {
-    #[default]
-    Xdp,
-    AfPacket,
-}
-
-impl CaptureKind {
-    /// The name `--capture` and the configuration file use.
-    pub fn name(self) -> &'static str {
-        match self {
-            CaptureKind::Xdp => "xdp",
-            CaptureKind::AfPacket => "af-packet",
-        }
-    }
-}
-
-pub fn parse_capture_kind(text: &str) -> Result<CaptureKind, String> {
-    match text {
-        "xdp" | "af-xdp" => Ok(CaptureKind::Xdp),
-        "af-packet" | "packet" => Ok(CaptureKind::AfPacket),
-        _ => Err(format!("`{text}`: use xdp or af-packet")),
-    }
-}
-
-pub fn parse_xdp_mode(text: &str) -> Result<crate::capture::xdp::XdpMode, String> {
-    match text {
-        "native" | "drv" => Ok(crate::capture::xdp::XdpMode::Native),
-        "skb" | "generic" => Ok(crate::capture::xdp::XdpMode::Skb),
-        _ => Err(format!("`{text}`: use native or skb")),
-    }
+    exit::OUTPUT_FAILED
 }
 
 #[cfg(test)]
@@ -492,36 +396,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
-    }
-
-    #[test]
-    fn durations_format_back_to_themselves() {
-        for text in ["1s", "300s", "500ms", "1500us", "7ns"] {
-            let d = parse_duration(text).unwrap();
-            assert_eq!(format_duration(d), text);
-        }
-        assert_eq!(format_duration(Duration::from_secs(120)), "120s");
-    }
-
-    #[test]
     fn command_line_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn lists() {
-        assert_eq!(parse_list("0-3"), Ok(NumberList(vec![0, 1, 2, 3])));
-        assert_eq!(parse_list("0-1,4"), Ok(NumberList(vec![0, 1, 4])));
-        assert!(parse_list("3-1").is_err());
-        assert!(parse_list("a").is_err());
-        assert!(parse_list("").is_err());
     }
 }

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::exit;
-use super::output::fail_output;
-use crate::sink::JsonLines;
+use tcpulse_io::sink::JsonLines;
+
+use super::{exit, fail_write as fail_output};
 use crate::view::merge::{parse_window, Merged, Merger, Window};
 use crate::view::plot;
 use crate::view::report::{self, Style, Thresholds};

@@ -7,8 +7,8 @@
 //! servers of interest) come as new optional sections or arrays of tables, so existing files
 //! stay valid.
 
+pub mod checks;
 mod error;
-mod merge;
 pub(crate) mod value;
 
 use std::path::Path;
@@ -17,9 +17,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::xdp::XdpMode;
-use crate::cli::{CaptureKind, NumberList};
-use crate::sink::SinkSpec;
+use tcpulse_core::units::NumberList;
+use tcpulse_io::capture::xdp::XdpMode;
+use tcpulse_io::capture::CaptureKind;
+use tcpulse_io::sink::spec::SpecError;
+use tcpulse_io::sink::SinkSpec;
 
 pub use error::ConfigError;
 
@@ -28,18 +30,18 @@ pub use error::ConfigError;
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default, skip_serializing_if = "Capture::is_empty")]
-    pub capture: Capture,
+    #[serde(default, skip_serializing_if = "CaptureSection::is_empty")]
+    pub capture: CaptureSection,
     #[serde(default)]
-    pub pipeline: Pipeline,
+    pub pipeline: PipelineSection,
     #[serde(default)]
-    pub flow_table: FlowTable,
+    pub flow_table: FlowTableSection,
     #[serde(default)]
-    pub output: Output,
+    pub output: OutputSection,
     /// `[[sink]]` tables as read; turned into `sinks` (with errors located by key) by
     /// [`Config::parse`], and empty after it.
     #[serde(default, rename = "sink", skip_serializing)]
-    sink_tables: Vec<toml::Table>,
+    pub(crate) sink_tables: Vec<toml::Table>,
     /// `[[sink]]`: more destinations for records (`--sink`, docs/sinks.md).
     #[serde(
         rename = "sink",
@@ -52,7 +54,7 @@ pub struct Config {
 /// `[capture]`: the live source of `tcpulse run` (`analyze` ignores this section).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Capture {
+pub struct CaptureSection {
     /// Interface (`--iface`). No default: `run` needs it here or on the command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iface: Option<String>,
@@ -113,16 +115,16 @@ pub struct Capture {
     pub no_analysis: Option<bool>,
 }
 
-impl Capture {
+impl CaptureSection {
     fn is_empty(&self) -> bool {
-        *self == Capture::default()
+        *self == CaptureSection::default()
     }
 }
 
 /// `[pipeline]`: intervals and workers, the same live and offline.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Pipeline {
+pub struct PipelineSection {
     /// Interval length in capture time (`--interval`). Default `"1s"`.
     #[serde(
         default,
@@ -146,7 +148,7 @@ pub struct Pipeline {
         with = "value::patterns",
         skip_serializing_if = "Option::is_none"
     )]
-    pub watch: Option<Vec<crate::metrics::watch::ServerPattern>>,
+    pub watch: Option<Vec<tcpulse_core::metrics::watch::ServerPattern>>,
     /// Key file for prefix-preserving address anonymisation (`--anonymize`). Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anonymize: Option<PathBuf>,
@@ -155,7 +157,7 @@ pub struct Pipeline {
 /// `[flow_table]`: size and timeouts, in capture time.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FlowTable {
+pub struct FlowTableSection {
     /// Flows tracked at once over all workers, at least 1 (`--max-flows`). Default 1048576.
     #[serde(
         default,
@@ -196,7 +198,7 @@ pub struct FlowTable {
 /// `[output]`: where records go.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Output {
+pub struct OutputSection {
     /// Interval records: a path or `"-"` for standard output (`--output`). Default `"-"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<String>,
@@ -211,7 +213,8 @@ impl Config {
         let mut config: Config =
             toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
         for (i, table) in std::mem::take(&mut config.sink_tables).iter().enumerate() {
-            let spec = SinkSpec::from_table(table)
+            let spec = sink_keys(table)
+                .and_then(|keys| SinkSpec::from_keys(&keys))
                 .map_err(|e| ConfigError::in_array(text, "sink", i, e.key.as_deref(), e.message))?;
             config.sinks.push(spec);
         }
@@ -224,6 +227,29 @@ impl Config {
             .map_err(|e| ConfigError::unreadable(&e))
             .and_then(|text| Config::parse(&text))
             .map_err(|e| e.in_file(path))
+    }
+}
+
+/// A `[[sink]]` table's keys with their values as text: strings, integers and booleans.
+fn sink_keys(table: &toml::Table) -> Result<Vec<(String, String)>, SpecError> {
+    let mut keys = Vec::with_capacity(table.len());
+    for (key, value) in table {
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(n) if key != "kind" => n.to_string(),
+            toml::Value::Boolean(b) if key != "kind" => b.to_string(),
+            _ if key == "kind" => return Err(spec_error(key, "a string")),
+            _ => return Err(spec_error(key, "a string, integer or boolean")),
+        };
+        keys.push((key.clone(), text));
+    }
+    Ok(keys)
+}
+
+fn spec_error(key: &str, message: &str) -> SpecError {
+    SpecError {
+        key: Some(key.to_string()),
+        message: message.to_string(),
     }
 }
 

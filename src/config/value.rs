@@ -9,8 +9,10 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Deserialize;
 
-use crate::capture::xdp::XdpMode;
-use crate::cli::{self, CaptureKind, NumberList};
+use super::checks;
+use tcpulse_core::units::{self, NumberList};
+use tcpulse_io::capture::xdp::XdpMode;
+use tcpulse_io::capture::CaptureKind;
 
 /// A string handed to one of the command line's text parsers (or any parser: scenario files
 /// use it too); the parser's error becomes the value's, with its position.
@@ -54,13 +56,13 @@ pub mod duration {
         parsed(
             d,
             "a duration string such as \"1s\" or \"500ms\"",
-            cli::parse_duration,
+            units::parse_duration,
         )
     }
 
     pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(d) => s.serialize_str(&cli::format_duration(*d)),
+            Some(d) => s.serialize_str(&units::format_duration(*d)),
             None => s.serialize_none(),
         }
     }
@@ -70,7 +72,7 @@ pub mod capture_kind {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CaptureKind>, D::Error> {
-        parsed(d, "\"xdp\" or \"af-packet\"", cli::parse_capture_kind)
+        parsed(d, "\"xdp\" or \"af-packet\"", checks::parse_capture_kind)
     }
 
     pub fn serialize<S: Serializer>(v: &Option<CaptureKind>, s: S) -> Result<S::Ok, S::Error> {
@@ -85,7 +87,7 @@ pub mod xdp_mode {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<XdpMode>, D::Error> {
-        parsed(d, "\"native\" or \"skb\"", cli::parse_xdp_mode)
+        parsed(d, "\"native\" or \"skb\"", checks::parse_xdp_mode)
     }
 
     pub fn serialize<S: Serializer>(v: &Option<XdpMode>, s: S) -> Result<S::Ok, S::Error> {
@@ -109,7 +111,7 @@ pub mod list {
                 f.write_str("a list such as \"0-3\", \"0,2\" or [0, 2]")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<NumberList, E> {
-                cli::parse_list(v).map_err(E::custom)
+                units::parse_list(v).map_err(E::custom)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NumberList, A::Error> {
                 let mut out = Vec::new();
@@ -142,7 +144,7 @@ pub mod list {
 /// Server patterns (`pipeline.watch`): one string or a list of strings, each checked.
 pub mod patterns {
     use super::*;
-    use crate::metrics::watch::ServerPattern;
+    use tcpulse_core::metrics::watch::ServerPattern;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
@@ -186,20 +188,20 @@ pub mod patterns {
 
 /// A worker count within the command line's range.
 pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
-    checked(d, cli::check_workers)
+    checked(d, checks::check_workers)
 }
 
 /// A count of AF_PACKET rings, 1 to 256.
 pub fn threads<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    checked(d, cli::check_threads)
+    checked(d, checks::check_threads)
 }
 
 /// An AF_XDP ring size (a power of two in range).
 pub fn ring_frames<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    checked(d, cli::check_ring_frames)
+    checked(d, checks::check_ring_frames)
 }
 
 /// A flow-table size of at least one.
 pub fn max_flows<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    checked(d, cli::check_max_flows)
+    checked(d, checks::check_max_flows)
 }

@@ -19,9 +19,9 @@ use serde::Deserialize;
 
 use super::flood::{Flood, MAX_FLOOD_SYNS};
 use super::scenario::{CloseMix, Feature, Scenario, MAX_CONNECTIONS};
-use crate::cli::parse_duration;
 use crate::config::value::parsed as text_value;
 use crate::config::ConfigError;
+use tcpulse_core::units::parse_duration;
 
 /// Connections and seed of the defaults (those of `tcpulse gen` without a file).
 pub const DEFAULT_CONNECTIONS: u32 = 1000;

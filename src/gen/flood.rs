@@ -18,7 +18,7 @@ use std::ops::RangeInclusive;
 
 use super::frame::TcpFrame;
 use super::scenario::{Rng, Stamped, FLOOD_CONN};
-use crate::decode::flags::{ACK, SYN};
+use tcpulse_core::decode::flags::{ACK, SYN};
 
 const US: u64 = 1_000;
 const MS: u64 = 1_000_000;

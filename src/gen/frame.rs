@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 /// One TCP segment to be written as a frame. Flags are the low byte of the TCP flags field
-/// (`crate::decode::flags`).
+/// (`tcpulse_core::decode::flags`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpFrame {
     pub src: IpAddr,

@@ -19,7 +19,8 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::capture::pcap_writer::PcapWriter;
+use tcpulse_io::capture::pcap_writer::PcapWriter;
+use tcpulse_io::transmit::{queue_of, FrameBook, Spread};
 
 pub use flood::{Flood, FloodTruth};
 pub use frame::TcpFrame;
@@ -186,10 +187,24 @@ pub fn truth_json(t: &Truth) -> Value {
     })
 }
 
+/// Serialises `frames` (in time order) as Ethernet frames for sending, each assigned one of
+/// `queues` TX queues by `spread`.
+pub fn frame_book(frames: &[Stamped], queues: u16, spread: Spread) -> FrameBook {
+    let mut book = FrameBook::default();
+    let mut one = Vec::with_capacity(2048);
+    for s in frames {
+        one.clear();
+        s.frame.write_ethernet(&mut one);
+        let (src, dst) = ((s.frame.src, s.frame.sport), (s.frame.dst, s.frame.dport));
+        book.push(s.ts_ns, &one, queue_of(src, dst, queues, spread));
+    }
+    book
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::pcap_file::CaptureFile;
+    use tcpulse_io::capture::pcap_file::CaptureFile;
 
     #[test]
     fn pcap_reads_back_frame_for_frame() {
@@ -230,5 +245,37 @@ mod tests {
         let back: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, v);
         assert_eq!(out.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn flows_stay_on_one_queue_or_split_by_direction() {
+        let g = Scenario::mixed(3, 200).generate();
+        let by_flow = frame_book(&g.frames, 2, Spread::Flow);
+        let by_dir = frame_book(&g.frames, 2, Spread::Direction);
+        let mut flow_queue = std::collections::HashMap::new();
+        let mut dir_queues = std::collections::HashMap::new();
+        for (i, s) in g.frames.iter().enumerate() {
+            let f = &s.frame;
+            let key = if (f.src, f.sport) <= (f.dst, f.dport) {
+                ((f.src, f.sport), (f.dst, f.dport))
+            } else {
+                ((f.dst, f.dport), (f.src, f.sport))
+            };
+            assert_eq!(
+                *flow_queue.entry(key).or_insert(by_flow.queue(i)),
+                by_flow.queue(i)
+            );
+            let from_low = (f.src, f.sport) == key.0;
+            dir_queues
+                .entry(key)
+                .or_insert_with(std::collections::HashMap::new)
+                .insert(from_low, by_dir.queue(i));
+        }
+        let used: std::collections::HashSet<u16> = flow_queue.values().copied().collect();
+        assert_eq!(used.len(), 2, "flows spread over both queues");
+        // A connection with frames both ways has each direction on its own queue.
+        let both_ways: Vec<_> = dir_queues.values().filter(|d| d.len() == 2).collect();
+        assert!(both_ways.len() > 150, "{}", both_ways.len());
+        assert!(both_ways.iter().all(|d| d[&true] != d[&false]));
     }
 }

@@ -33,7 +33,7 @@ use std::ops::RangeInclusive;
 
 use super::flood::{Flood, FloodFrames, FloodTruth};
 use super::frame::TcpFrame;
-use crate::decode::flags::{ACK, FIN, PSH, RST, SYN};
+use tcpulse_core::decode::flags::{ACK, FIN, PSH, RST, SYN};
 
 const US: u64 = 1_000;
 const MS: u64 = 1_000_000;

@@ -14,13 +14,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde_json::{Map, Value};
 
-use crate::decode::{Addr, DecodeError};
-use crate::metrics::counters::Counters;
-use crate::metrics::hist::LatencyHist;
-use crate::metrics::interval::{
-    select_servers, CaptureStats, Drops, HistogramsJson, IntervalRecord, ServerJson, TcpJson,
+use tcpulse_core::decode::Endpoint;
+use tcpulse_core::decode::{Addr, DecodeError};
+use tcpulse_core::metrics::interval::select_servers;
+use tcpulse_core::schema::counters::Counters;
+use tcpulse_core::schema::hist::LatencyHist;
+use tcpulse_core::schema::interval::{
+    CaptureStats, Drops, HistogramsJson, IntervalRecord, ServerJson, TcpJson,
 };
-use crate::metrics::servers::Endpoint;
 
 /// How input records are grouped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub fn parse_window(text: &str) -> Result<Window, String> {
         "all" => Ok(Window::All),
         "own" | "interval" => Ok(Window::Own),
         other => {
-            let d = crate::cli::parse_duration(other)?;
+            let d = tcpulse_core::units::parse_duration(other)?;
             Ok(Window::Every(
                 u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1),
             ))
@@ -507,7 +508,9 @@ mod tests {
         assert_eq!(r.merged, Some(2));
         assert_eq!(r.source, "a + b");
         assert_eq!(
-            r.tcp.counters.get(crate::metrics::counters::Counter::syn),
+            r.tcp
+                .counters
+                .get(tcpulse_core::schema::counters::Counter::syn),
             12
         );
         assert_eq!((r.tcp.active_flows, r.tcp.half_open), (6, 2));

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use super::merge::Merged;
 use super::report::{fmt_time, fmt_us};
-use crate::metrics::counters::{Counter, Counters};
-use crate::metrics::hist::LatencyHist;
+use tcpulse_core::schema::counters::{Counter, Counters};
+use tcpulse_core::schema::hist::LatencyHist;
 
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 540.0;

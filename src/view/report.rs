@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use clap::Args;
 
 use super::merge::Merged;
-use crate::metrics::counters::{Counter, Counters};
-use crate::metrics::hist::HistSummary;
+use tcpulse_core::schema::counters::{Counter, Counters};
+use tcpulse_core::schema::hist::HistSummary;
 
 /// When a finding is reported. Shares are fractions (0.02 = 2 %); docs/view.md explains each.
 #[derive(Args, Debug, Clone, PartialEq)]

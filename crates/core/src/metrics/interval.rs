@@ -1,0 +1,176 @@
+//! The interval record: capture statistics, TCP counters, histograms and the top servers,
+//! merged from every worker's share of the interval.
+
+use std::collections::BTreeMap;
+
+use super::watch::ServerPattern;
+use crate::decode::Endpoint;
+use crate::flow::engine::{HandshakeHists, WorkerInterval};
+use crate::flow::servers::ServerSnapshot;
+use crate::schema::counters::{Counter, Counters};
+use crate::schema::flow::FlowRecord;
+use crate::schema::hist::{HistSummary, LatencyHist};
+use crate::schema::interval::{CaptureStats, HistogramsJson, IntervalRecord, ServerJson, TcpJson};
+
+/// One server summed over workers.
+#[derive(Default)]
+struct ServerSum {
+    overflow: bool,
+    counters: Counters,
+    hist: Option<LatencyHist>,
+    half_open: u64,
+    active_flows: u64,
+}
+
+/// Which servers an interval record lists: the `top_servers` busiest (plus as many with
+/// handshake trouble), and every active server matching a `watch` pattern.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    pub top_servers: usize,
+    pub watch: Vec<ServerPattern>,
+}
+
+/// Merges the workers' shares of one interval into its record, and collects the flow records
+/// that ended in it in a worker-independent order.
+pub fn merge_interval(
+    start_ns: u64,
+    end_ns: u64,
+    source: &str,
+    capture: &CaptureStats,
+    parts: Vec<WorkerInterval>,
+    listing: &Listing,
+) -> (IntervalRecord, Vec<FlowRecord>) {
+    let mut hists: Option<Box<HandshakeHists>> = None;
+    let mut servers: BTreeMap<(bool, Endpoint), ServerSum> = BTreeMap::new();
+    let mut flows = Vec::new();
+    let mut drops = capture.drops.clone();
+    let mut active_flows = 0;
+    for part in parts {
+        match (&mut hists, part.hists) {
+            (Some(acc), Some(h)) => acc.merge(&h),
+            (None, h) => hists = h,
+            (_, None) => {}
+        }
+        drops.flow_table_full += part.flow_table_full;
+        drops.flow_probe_limit += part.flow_probe_limit;
+        drops.reorder_overflow += part.reorder_overflow;
+        active_flows += part.active_flows;
+        flows.extend(part.flows);
+        for s in part.servers {
+            add_server(&mut servers, s);
+        }
+    }
+    flows.sort_by(|a, b| {
+        (a.last_ns, a.first_ns, a.client, a.server)
+            .cmp(&(b.last_ns, b.first_ns, b.client, b.server))
+    });
+
+    let mut total = Counters::default();
+    let mut half_open = 0;
+    for s in servers.values() {
+        total.merge(&s.counters);
+        half_open += s.half_open;
+    }
+    let mut listed = select_servers(
+        servers.iter().map(|(k, s)| (*k, &s.counters)),
+        listing.top_servers,
+    );
+    // Servers of interest, whatever their traffic (those active in the interval).
+    let watched: Vec<_> = servers
+        .iter()
+        .filter(|(k, s)| {
+            !k.0 && !s.counters.is_zero() && listing.watch.iter().any(|p| p.matches(&k.1))
+        })
+        .map(|(k, _)| *k)
+        .filter(|k| !listed.contains(k))
+        .collect();
+    listed.extend(watched);
+    let servers_omitted = (servers.len() - listed.len()) as u64;
+    let server_json = listed
+        .into_iter()
+        .map(|key| {
+            let s = &servers[&key];
+            ServerJson::new(
+                s.overflow,
+                key.1,
+                s.counters,
+                s.half_open,
+                s.active_flows,
+                s.hist.as_ref(),
+            )
+        })
+        .collect();
+
+    let mut capture = capture.clone();
+    capture.drops = drops;
+    let record = IntervalRecord {
+        kind: "interval",
+        start_ns,
+        end_ns,
+        source: source.to_string(),
+        capture: capture.to_json(),
+        tcp: TcpJson::new(total, active_flows, half_open),
+        histograms: match hists {
+            Some(h) => HistogramsJson {
+                handshake_total_us: h.total.summary(),
+                syn_synack_us: h.syn_synack.summary(),
+                synack_ack_us: h.synack_ack.summary(),
+            },
+            None => HistogramsJson {
+                handshake_total_us: HistSummary::default(),
+                syn_synack_us: HistSummary::default(),
+                synack_ack_us: HistSummary::default(),
+            },
+        },
+        servers: server_json,
+        servers_omitted,
+        merged: None,
+        sources: None,
+    };
+    (record, flows)
+}
+
+fn add_server(servers: &mut BTreeMap<(bool, Endpoint), ServerSum>, s: ServerSnapshot) {
+    let sum = servers.entry((s.overflow, s.endpoint)).or_default();
+    sum.overflow = s.overflow;
+    sum.counters.merge(&s.counters);
+    sum.half_open += u64::from(s.half_open);
+    sum.active_flows += u64::from(s.active_flows);
+    if let Some(h) = s.handshake_total {
+        match &mut sum.hist {
+            Some(acc) => acc.merge(&h),
+            None => sum.hist = Some(*h),
+        }
+    }
+}
+
+/// The `n` busiest servers by packets, plus up to `n` more that show handshake trouble (SYN
+/// or SYN/ACK resends, unanswered SYNs, RSTs to SYN): a server under a SYN flood may carry
+/// little traffic and must still be seen. Ties go to the lower key, so the choice does not
+/// depend on the order servers come in (workers here, appliances in `tcpulse merge`).
+pub fn select_servers<'a, K: Ord + Copy + 'a>(
+    servers: impl Iterator<Item = (K, &'a Counters)>,
+    n: usize,
+) -> Vec<K> {
+    let mut by_traffic: Vec<_> = servers.filter(|(_, c)| !c.is_zero()).collect();
+    by_traffic.sort_by(|a, b| {
+        b.1.get(Counter::packets)
+            .cmp(&a.1.get(Counter::packets))
+            .then(a.0.cmp(&b.0))
+    });
+    let mut chosen: Vec<_> = by_traffic.iter().take(n).map(|(k, _)| *k).collect();
+    let trouble = |c: &Counters| {
+        c.get(Counter::syn_retransmits)
+            + c.get(Counter::synack_retransmits)
+            + c.get(Counter::unanswered_syn)
+            + c.get(Counter::rst_to_syn)
+    };
+    let mut troubled: Vec<_> = by_traffic
+        .iter()
+        .skip(n)
+        .filter(|(_, c)| trouble(c) > 0)
+        .collect();
+    troubled.sort_by(|a, b| trouble(b.1).cmp(&trouble(a.1)).then(a.0.cmp(&b.0)));
+    chosen.extend(troubled.iter().take(n).map(|(k, _)| *k));
+    chosen
+}

@@ -1,0 +1,74 @@
+//! The flow record emitted when a connection ends (see docs/schema.md).
+
+use serde::Serialize;
+
+use crate::decode::Endpoint;
+
+/// A value per direction: client→server and server→client.
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PerDir<T> {
+    pub c2s: T,
+    pub s2c: T,
+}
+
+/// How a flow ended.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Close {
+    /// Both sides sent FIN.
+    Fin,
+    RstClient,
+    RstServer,
+    /// The server answered the SYN with RST.
+    Refused,
+    /// SYN never answered before the half-open timeout or the end of the capture.
+    Unanswered,
+    IdleTimeout,
+    /// Removed to make room in a full flow table.
+    Evicted,
+    CaptureEnd,
+    /// A new SYN on the same addresses and ports started another connection.
+    PortReuse,
+}
+
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandshakeRecord {
+    /// SYN → SYN/ACK seen at the tap: the server side of the path plus the server's SYN handling.
+    pub syn_synack_ns: Option<u64>,
+    /// SYN/ACK → ACK seen at the tap: the client side of the path.
+    pub synack_ack_ns: Option<u64>,
+    /// Latest SYN → handshake-completing ACK (Wireshark's `tcp.analysis.initial_rtt`).
+    pub total_ns: Option<u64>,
+    pub syn_retransmits: u32,
+    pub synack_retransmits: u32,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct FlowRecord {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    /// True when no SYN told who the client is and the roles were guessed from the ports.
+    pub roles_guessed: bool,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub handshake: Option<HandshakeRecord>,
+    pub packets: PerDir<u64>,
+    pub payload_bytes: PerDir<u64>,
+    pub retransmits: PerDir<u32>,
+    pub fast_retransmits: PerDir<u32>,
+    pub spurious_retransmits: PerDir<u32>,
+    pub out_of_order: PerDir<u32>,
+    pub dup_acks: PerDir<u32>,
+    pub zero_window: PerDir<u32>,
+    pub zero_window_probes: PerDir<u32>,
+    pub syn: PerDir<u32>,
+    pub fin: PerDir<u32>,
+    pub rst: PerDir<u32>,
+    /// Who sent the first FIN, when any.
+    pub fin_first: Option<&'static str>,
+    /// One side closed and the other kept it open past the stall threshold (CLOSE_WAIT suspect).
+    pub half_closed_stall: bool,
+    pub close: Close,
+}

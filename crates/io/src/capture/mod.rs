@@ -1,0 +1,37 @@
+//! Capture: where frames come from. Only this stage touches files or the kernel; it hands
+//! `(timestamp, link type, bytes)` to decode.
+//!
+//! - [`pcap_file`]: zero-copy reading of pcap and pcapng files (format from the magic number).
+//! - [`pcap_writer`]: writing pcap and pcapng, for saved samples and for tests.
+//! - [`xdp`]: live capture from a network interface with AF_XDP and tcpulse's XDP program.
+//! - [`af_packet`]: live capture through TPACKET_V3 rings in a fanout group; the host keeps
+//!   every frame.
+//! - [`live`]: the [`LiveQueue`] interface `tcpulse run` reads every live source through.
+
+pub mod af_packet;
+pub mod live;
+pub mod pcap_file;
+pub mod pcap_writer;
+pub mod xdp;
+
+pub use live::{LiveQueue, QueueDrops};
+pub use pcap_file::{CaptureError, CaptureFile, FileFormat, Frame, Frames, MAX_FRAME_LEN};
+pub use pcap_writer::{PcapNgWriter, PcapWriter};
+
+/// The live capture source of `tcpulse run`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CaptureKind {
+    #[default]
+    Xdp,
+    AfPacket,
+}
+
+impl CaptureKind {
+    /// The name `--capture` and the configuration file use.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaptureKind::Xdp => "xdp",
+            CaptureKind::AfPacket => "af-packet",
+        }
+    }
+}

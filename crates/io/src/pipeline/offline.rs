@@ -1,0 +1,61 @@
+//! The file reader: a capture file's frames into one producer's [`Ingest`].
+
+use tcpulse_core::decode::LinkType;
+
+use crate::capture::{CaptureError, CaptureFile};
+use crate::dispatch::ingest::Ingest;
+
+/// Frames between two progress reports.
+pub const PROGRESS_EVERY: u64 = 0x10000;
+
+/// How reading one file ended.
+#[derive(Debug, Default)]
+pub struct FileOutcome {
+    /// The file was cut or damaged here; the frames before were analysed.
+    pub error: Option<CaptureError>,
+    /// A link type tcpulse cannot decode: its frames were counted as `unsupported_link_type`.
+    pub unsupported_link: Option<u32>,
+}
+
+/// Feeds every frame of `file` to `ingest`. `progress(bytes_read, frames)` is told every
+/// [`PROGRESS_EVERY`] frames and at the end, with the frames since its last call.
+pub fn feed_file(
+    file: &CaptureFile,
+    ingest: &mut Ingest,
+    progress: &mut dyn FnMut(u64, u64),
+) -> FileOutcome {
+    let mut frames = file.frames();
+    let mut link_of: Option<(u32, Option<LinkType>)> = None;
+    let mut outcome = FileOutcome::default();
+    let mut n: u64 = 0;
+    while let Some(frame) = frames.next() {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                outcome.error = Some(e);
+                return outcome;
+            }
+        };
+        let link = match link_of {
+            Some((n, link)) if n == frame.link_type => link,
+            _ => {
+                let link = LinkType::from_linktype(frame.link_type);
+                link_of = Some((frame.link_type, link));
+                link
+            }
+        };
+        match link {
+            Some(link) => ingest.frame(link, frame.data, frame.orig_len, frame.ts_ns),
+            None => {
+                outcome.unsupported_link = Some(frame.link_type);
+                ingest.unsupported(frame.orig_len, frame.ts_ns);
+            }
+        }
+        n += 1;
+        if n % PROGRESS_EVERY == 0 {
+            progress(frames.bytes_read(), PROGRESS_EVERY);
+        }
+    }
+    progress(file.len(), n % PROGRESS_EVERY);
+    outcome
+}

@@ -1,0 +1,583 @@
+//! A Prometheus endpoint: `GET /metrics` in the text exposition format, fed by interval
+//! records. Counters are running totals since start (Prometheus computes rates), gauges are the
+//! last interval's, and latencies are Prometheus histograms filled from the records' exact
+//! HdrHistograms. Served on 127.0.0.1 unless configured otherwise.
+//!
+//! Label cardinality is bounded: the first `max_servers` servers get their own series, which
+//! never disappear (a counter that vanished would read as a reset); any later server is folded
+//! into `server="other"`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Kind, Record, Sink};
+use tcpulse_core::schema::hist::LatencyHist;
+
+/// Upper bounds of the latency buckets, microseconds (10 µs to 10 s).
+pub const LATENCY_BUCKETS_US: [u64; 19] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+    500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// Upper bounds of the retransmit-ratio buckets (one observation per server and interval).
+const RATIO_BUCKETS: [f64; 9] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5];
+
+/// Fields of `tcp` and of server rows that are gauges (the last interval's), not counters.
+const GAUGES: [&str; 4] = [
+    "active_flows",
+    "half_open",
+    "backlog_pressure",
+    "retransmit_ratio",
+];
+
+/// Interval histograms and the metric each feeds.
+const LATENCIES: [(&str, &str, &str); 3] = [
+    (
+        "handshake_total_us",
+        "tcpulse_handshake_seconds",
+        "SYN to the client's final ACK, as seen at the tap",
+    ),
+    (
+        "syn_synack_us",
+        "tcpulse_handshake_server_leg_seconds",
+        "SYN to SYN/ACK: the server side of the handshake",
+    ),
+    (
+        "synack_ack_us",
+        "tcpulse_handshake_client_leg_seconds",
+        "SYN/ACK to the final ACK: the client side of the handshake",
+    ),
+];
+
+/// Cumulative buckets of one histogram series.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Buckets {
+    /// Observations at or below each bound (cumulative, as exposed).
+    pub le: Vec<u64>,
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Buckets {
+    fn new(bounds: usize) -> Self {
+        Buckets {
+            le: vec![0; bounds],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    /// Adds a µs HdrHistogram: each recorded value counts in every bucket whose bound it does
+    /// not exceed (its highest equivalent value decides, so nothing is counted low).
+    pub fn add_hist(&mut self, h: &LatencyHist) {
+        for v in h.inner().iter_recorded() {
+            let (value, n) = (v.value_iterated_to(), v.count_at_value());
+            for (slot, &bound) in self.le.iter_mut().zip(LATENCY_BUCKETS_US.iter()) {
+                if value <= bound {
+                    *slot += n;
+                }
+            }
+            self.count += n;
+            self.sum += h.inner().median_equivalent(value) as f64 * n as f64 / 1e6;
+        }
+    }
+
+    fn add_ratio(&mut self, ratio: f64) {
+        for (slot, &bound) in self.le.iter_mut().zip(RATIO_BUCKETS.iter()) {
+            if ratio <= bound {
+                *slot += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += ratio;
+    }
+}
+
+/// Everything exposed, keyed by metric name then label text (`server="…"` or empty).
+#[derive(Default)]
+struct State {
+    counters: BTreeMap<String, BTreeMap<String, f64>>,
+    gauges: BTreeMap<String, BTreeMap<String, f64>>,
+    latencies: BTreeMap<String, BTreeMap<String, Buckets>>,
+    ratios: BTreeMap<String, Buckets>,
+    help: BTreeMap<String, String>,
+    servers: HashSet<String>,
+    max_servers: usize,
+    intervals: u64,
+    bad_records: u64,
+}
+
+fn label(name: &str, value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c => escaped.push(c),
+        }
+    }
+    format!("{name}=\"{escaped}\"")
+}
+
+impl State {
+    fn add(&mut self, metric: String, labels: String, value: f64) {
+        *self
+            .counters
+            .entry(metric)
+            .or_default()
+            .entry(labels)
+            .or_default() += value;
+    }
+
+    fn set(&mut self, metric: String, labels: String, value: f64) {
+        self.gauges.entry(metric).or_default().insert(labels, value);
+    }
+
+    /// The label a server's series use: its own, or `other` beyond the limit.
+    fn server_label(&mut self, server: &str) -> String {
+        if self.servers.contains(server) {
+            return label("server", server);
+        }
+        if server != "other" && self.servers.len() < self.max_servers {
+            self.servers.insert(server.to_string());
+            return label("server", server);
+        }
+        label("server", "other")
+    }
+
+    fn observe(&mut self, rec: &Value) {
+        self.intervals += 1;
+        if let Some(end) = rec["end_ns"].as_u64() {
+            self.set(
+                "tcpulse_last_interval_end_seconds".into(),
+                String::new(),
+                end as f64 / 1e9,
+            );
+        }
+        let capture = &rec["capture"];
+        for (field, metric) in [
+            ("packets", "tcpulse_capture_packets_total"),
+            ("bytes", "tcpulse_capture_bytes_total"),
+        ] {
+            let n = capture[field].as_f64().unwrap_or(0.0);
+            self.add(metric.into(), String::new(), n);
+        }
+        for (group, metric) in [
+            ("decode_errors", "tcpulse_decode_errors_total"),
+            ("drops", "tcpulse_drops_total"),
+        ] {
+            if let Some(map) = capture[group].as_object() {
+                for (reason, n) in map {
+                    let n = n.as_f64().unwrap_or(0.0);
+                    self.add(metric.into(), label("reason", reason), n);
+                }
+            }
+        }
+        if let Some(tcp) = rec["tcp"].as_object() {
+            for (name, v) in tcp {
+                let Some(v) = v.as_f64() else { continue };
+                if GAUGES.contains(&name.as_str()) {
+                    self.set(format!("tcpulse_{name}"), String::new(), v);
+                } else {
+                    self.add(format!("tcpulse_{name}_total"), String::new(), v);
+                }
+            }
+        }
+        for (field, metric, help) in LATENCIES {
+            if let Some(h) = rec["histograms"][field]["hdr"]
+                .as_str()
+                .and_then(LatencyHist::from_base64)
+            {
+                self.help.insert(metric.into(), help.into());
+                self.latencies
+                    .entry(metric.into())
+                    .or_default()
+                    .entry(String::new())
+                    .or_insert_with(|| Buckets::new(LATENCY_BUCKETS_US.len()))
+                    .add_hist(&h);
+            }
+        }
+        for row in rec["servers"].as_array().into_iter().flatten() {
+            let Some(name) = row["server"].as_str() else {
+                continue;
+            };
+            let server = self.server_label(name);
+            let Some(fields) = row.as_object() else {
+                continue;
+            };
+            for (field, v) in fields {
+                let Some(v) = v.as_f64() else { continue };
+                if GAUGES.contains(&field.as_str()) {
+                    self.set(format!("tcpulse_server_{field}"), server.clone(), v);
+                } else {
+                    self.add(format!("tcpulse_server_{field}_total"), server.clone(), v);
+                }
+            }
+            if let Some(h) = row["handshake_total_us"]["hdr"]
+                .as_str()
+                .and_then(LatencyHist::from_base64)
+            {
+                self.latencies
+                    .entry("tcpulse_server_handshake_seconds".into())
+                    .or_default()
+                    .entry(server.clone())
+                    .or_insert_with(|| Buckets::new(LATENCY_BUCKETS_US.len()))
+                    .add_hist(&h);
+            }
+            if row["data_segments"].as_u64().unwrap_or(0) > 0 {
+                if let Some(r) = row["retransmit_ratio"].as_f64() {
+                    self.ratios
+                        .entry(server)
+                        .or_insert_with(|| Buckets::new(RATIO_BUCKETS.len()))
+                        .add_ratio(r);
+                }
+            }
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::with_capacity(16 << 10);
+        let series = |out: &mut String, metric: &str, labels: &str, value: f64| {
+            let _ = if labels.is_empty() {
+                writeln!(out, "{metric} {value}")
+            } else {
+                writeln!(out, "{metric}{{{labels}}} {value}")
+            };
+        };
+        let _ = writeln!(
+            out,
+            "# HELP tcpulse_intervals_total Interval records received.\n\
+             # TYPE tcpulse_intervals_total counter\ntcpulse_intervals_total {}\n\
+             # HELP tcpulse_bad_records_total Interval records that were not valid JSON.\n\
+             # TYPE tcpulse_bad_records_total counter\ntcpulse_bad_records_total {}",
+            self.intervals, self.bad_records
+        );
+        for (kind, family) in [("counter", &self.counters), ("gauge", &self.gauges)] {
+            for (metric, values) in family {
+                let _ = writeln!(out, "# TYPE {metric} {kind}");
+                for (labels, v) in values {
+                    series(&mut out, metric, labels, *v);
+                }
+            }
+        }
+        let histogram =
+            |out: &mut String, metric: &str, labels: &str, b: &Buckets, bounds: &[String]| {
+                let sep = if labels.is_empty() { "" } else { "," };
+                for (bound, n) in bounds.iter().zip(&b.le) {
+                    let _ = writeln!(out, "{metric}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
+                }
+                let _ = writeln!(
+                    out,
+                    "{metric}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+                    b.count
+                );
+                series(out, &format!("{metric}_sum"), labels, b.sum);
+                series(out, &format!("{metric}_count"), labels, b.count as f64);
+            };
+        let latency_bounds: Vec<String> = LATENCY_BUCKETS_US
+            .iter()
+            .map(|us| (*us as f64 / 1e6).to_string())
+            .collect();
+        for (metric, values) in &self.latencies {
+            if let Some(help) = self.help.get(metric) {
+                let _ = writeln!(out, "# HELP {metric} {help}.");
+            }
+            let _ = writeln!(out, "# TYPE {metric} histogram");
+            for (labels, b) in values {
+                histogram(&mut out, metric, labels, b, &latency_bounds);
+            }
+        }
+        if !self.ratios.is_empty() {
+            let metric = "tcpulse_server_retransmit_ratio";
+            let bounds: Vec<String> = RATIO_BUCKETS.iter().map(ToString::to_string).collect();
+            let _ = writeln!(
+                out,
+                "# HELP {metric} Retransmit ratio of each interval with data, per server.\n\
+                 # TYPE {metric} histogram"
+            );
+            for (labels, b) in &self.ratios {
+                histogram(&mut out, metric, labels, b, &bounds);
+            }
+        }
+        out
+    }
+}
+
+/// The endpoint and its state; dropping it stops the server.
+pub struct PrometheusSink {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl PrometheusSink {
+    /// Binds `addr` and serves `/metrics` from a thread of its own.
+    ///
+    /// # Errors
+    /// The address cannot be bound (in use, not local, no permission).
+    pub fn start(addr: SocketAddr, max_servers: usize) -> io::Result<PrometheusSink> {
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("prometheus endpoint {addr}: {e}")))?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State {
+            max_servers,
+            ..State::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (state.clone(), stop.clone());
+        let server = std::thread::Builder::new()
+            .name("tcpulse-prometheus".into())
+            .spawn(move || serve(&listener, &s, &st))?;
+        Ok(PrometheusSink {
+            addr,
+            state,
+            stop,
+            server: Some(server),
+        })
+    }
+
+    /// The bound address (the port, when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The exposition as served now.
+    pub fn render(&self) -> String {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .render()
+    }
+}
+
+impl Sink for PrometheusSink {
+    fn name(&self) -> String {
+        format!("prometheus:{}", self.addr)
+    }
+
+    fn deliver(&mut self, records: &[Record]) -> io::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for r in records.iter().filter(|r| r.kind == Kind::Interval) {
+            match serde_json::from_str::<Value>(&r.json) {
+                Ok(v) => state.observe(&v),
+                Err(_) => state.bad_records += 1,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PrometheusSink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept call.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(t) = self.server.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(listener: &TcpListener, state: &Mutex<State>, stop: &AtomicBool) {
+    for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(mut conn) = conn {
+            // One slow client must not hold the endpoint: short timeouts, then drop it.
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
+            let _ = answer(&mut conn, state);
+        }
+    }
+}
+
+fn answer(conn: &mut TcpStream, state: &Mutex<State>) -> io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 << 10 {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let (status, kind, body) = if line.starts_with(b"GET /metrics ") || line == b"GET /metrics" {
+        let body = state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .render();
+        ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
+    } else if line.starts_with(b"GET ") {
+        ("404 Not Found", "text/plain", "see /metrics\n".to_string())
+    } else {
+        (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET only\n".to_string(),
+        )
+    };
+    write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    conn.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist_of(values_us: &[u64]) -> String {
+        let mut h = LatencyHist::default();
+        for v in values_us {
+            h.record_ns(v * 1000);
+        }
+        h.summary().hdr
+    }
+
+    fn record(handshakes: u64, servers: &[(&str, u64)], hdr: &str) -> Record {
+        let rows: Vec<Value> = servers
+            .iter()
+            .map(|(s, syn)| {
+                serde_json::json!({
+                    "server": s, "syn": syn, "handshakes": 1, "active_flows": 3,
+                    "backlog_pressure": 0.5, "retransmit_ratio": 0.01, "data_segments": 10,
+                    "handshake_total_us": { "count": 1, "hdr": hdr },
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "type": "interval", "start_ns": 0, "end_ns": 1_000_000_000u64,
+            "capture": { "packets": 10, "bytes": 1000, "decode_errors": { "malformed_tcp": 1 },
+                         "drops": { "worker_ring_full": 0 } },
+            "tcp": { "handshakes": handshakes, "syn": 4, "active_flows": 7, "backlog_pressure": 0.25 },
+            "histograms": { "handshake_total_us": { "count": 3, "hdr": hdr } },
+            "servers": rows,
+        });
+        Record {
+            kind: Kind::Interval,
+            json: v.to_string().into(),
+        }
+    }
+
+    fn value(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    }
+
+    #[test]
+    fn counters_accumulate_gauges_hold_the_last_value_histograms_fill_buckets() {
+        let mut sink = PrometheusSink::start("127.0.0.1:0".parse().unwrap(), 10).unwrap();
+        let hdr = hist_of(&[40, 90, 3_000]);
+        sink.deliver(&[record(3, &[("10.0.0.1:80", 2)], &hdr)])
+            .unwrap();
+        sink.deliver(&[record(5, &[("10.0.0.1:80", 3)], &hdr)])
+            .unwrap();
+        let text = sink.render();
+        assert_eq!(value(&text, "tcpulse_handshakes_total"), 8.0);
+        assert_eq!(value(&text, "tcpulse_active_flows"), 7.0);
+        assert_eq!(value(&text, "tcpulse_capture_packets_total"), 20.0);
+        assert_eq!(
+            value(
+                &text,
+                "tcpulse_decode_errors_total{reason=\"malformed_tcp\"}"
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(&text, "tcpulse_server_syn_total{server=\"10.0.0.1:80\"}"),
+            5.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                "tcpulse_server_backlog_pressure{server=\"10.0.0.1:80\"}"
+            ),
+            0.5
+        );
+        // 40 µs and 90 µs twice each: 2 at or below 50 µs, 4 at or below 100 µs, 6 in all.
+        assert_eq!(
+            value(&text, "tcpulse_handshake_seconds_bucket{le=\"0.00005\"}"),
+            2.0
+        );
+        assert_eq!(
+            value(&text, "tcpulse_handshake_seconds_bucket{le=\"0.0001\"}"),
+            4.0
+        );
+        assert_eq!(
+            value(&text, "tcpulse_handshake_seconds_bucket{le=\"0.0025\"}"),
+            4.0
+        );
+        assert_eq!(
+            value(&text, "tcpulse_handshake_seconds_bucket{le=\"+Inf\"}"),
+            6.0
+        );
+        assert_eq!(value(&text, "tcpulse_handshake_seconds_count"), 6.0);
+        assert!(text.contains("# TYPE tcpulse_handshake_seconds histogram"));
+        assert_eq!(
+            value(
+                &text,
+                "tcpulse_server_retransmit_ratio_bucket{server=\"10.0.0.1:80\",le=\"0.01\"}"
+            ),
+            2.0
+        );
+    }
+
+    #[test]
+    fn servers_beyond_the_limit_fold_into_other_and_labels_are_escaped() {
+        let mut sink = PrometheusSink::start("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let servers = [("a:1", 1), ("b\"\\:2", 1), ("c:3", 1), ("d:4", 1)];
+        sink.deliver(&[record(1, &servers, "")]).unwrap();
+        let text = sink.render();
+        assert_eq!(
+            value(&text, "tcpulse_server_syn_total{server=\"a:1\"}"),
+            1.0
+        );
+        assert_eq!(
+            value(&text, "tcpulse_server_syn_total{server=\"b\\\"\\\\:2\"}"),
+            1.0
+        );
+        assert_eq!(
+            value(&text, "tcpulse_server_syn_total{server=\"other\"}"),
+            2.0
+        );
+        assert!(!text.contains("c:3"));
+    }
+
+    #[test]
+    fn serves_metrics_over_http_and_404_elsewhere() {
+        let mut sink = PrometheusSink::start("127.0.0.1:0".parse().unwrap(), 10).unwrap();
+        sink.deliver(&[record(2, &[], "")]).unwrap();
+        let get = |path: &str| {
+            let mut c = TcpStream::connect(sink.local_addr()).unwrap();
+            write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut out = String::new();
+            c.read_to_string(&mut out).unwrap();
+            out
+        };
+        let ok = get("/metrics");
+        assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+        assert!(ok.contains("tcpulse_handshakes_total 2"), "{ok}");
+        assert!(get("/").starts_with("HTTP/1.1 404"));
+        let bad = Record {
+            kind: Kind::Interval,
+            json: "not json".into(),
+        };
+        sink.deliver(&[bad]).unwrap();
+        assert_eq!(value(&sink.render(), "tcpulse_bad_records_total"), 1.0);
+    }
+}
