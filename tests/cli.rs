@@ -153,22 +153,20 @@ fn watched_servers_are_listed_whatever_their_traffic() {
         .expect("tcpulse gen");
     assert!(made.success());
     let all = common::analyze(&[&file], &["--top-servers", "100000", "--interval", "1h"]);
-    let servers: Vec<String> = all.intervals[0]["servers"]
-        .as_array()
-        .unwrap()
+    let servers: Vec<String> = all.intervals[0]
+        .servers
         .iter()
-        .map(|s| s["server"].as_str().unwrap().to_string())
+        .map(|s| s.server.clone())
         .collect();
     assert!(servers.len() > 20, "{}", servers.len());
     // The quietest server, and a whole port.
     let quiet = servers.last().unwrap().clone();
     let one = common::analyze(&[&file], &["--top-servers", "1", "--interval", "1h"]);
     let listed = |run: &common::Run| -> Vec<String> {
-        run.intervals[0]["servers"]
-            .as_array()
-            .unwrap()
+        run.intervals[0]
+            .servers
             .iter()
-            .map(|s| s["server"].as_str().unwrap().to_string())
+            .map(|s| s.server.clone())
             .collect()
     };
     assert!(!listed(&one).contains(&quiet));

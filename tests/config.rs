@@ -241,7 +241,7 @@ fn a_flag_overrides_the_file() {
     let lengths = |run: &common::Run| -> Vec<u64> {
         run.intervals
             .iter()
-            .map(|i| i["end_ns"].as_u64().unwrap() - i["start_ns"].as_u64().unwrap())
+            .map(|i| i.end_ns - i.start_ns)
             .collect()
     };
     let from_file = common::analyze(&[&pcap], &["--config", file.path()]);

@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::Value;
 use tcpulse::gen::{Rng, Scenario, TcpFrame};
+use tcpulse_core::schema::FlowRecord;
 use tcpulse_io::capture::PcapWriter;
 
 fn temp(name: &str) -> PathBuf {
@@ -21,9 +21,8 @@ fn temp(name: &str) -> PathBuf {
 
 const FLOOD: u32 = 200_000;
 
-fn is_flood(f: &Value) -> bool {
-    f["client"].as_str().is_some_and(|c| c.starts_with("100."))
-        || f["server"].as_str().is_some_and(|s| s.starts_with("100."))
+fn is_flood(f: &FlowRecord) -> bool {
+    f.client.to_string().starts_with("100.") || f.server.to_string().starts_with("100.")
 }
 
 /// Runs `tcpulse analyze` with its output in a file; the records and the peak memory.
@@ -115,8 +114,8 @@ fn a_mid_stream_flood_leaves_ordinary_connections_exact_and_memory_bounded() {
     let (base, _) = analyze(&clean_path, &["--max-flows", &cap]);
     let (run, peak) = analyze(&flood_path, &["--max-flows", &cap]);
     assert_eq!(run.code, 0);
-    let ordinary: Vec<&Value> = run.flows.iter().filter(|f| !is_flood(f)).collect();
-    let expected: Vec<&Value> = base.flows.iter().collect();
+    let ordinary: Vec<&FlowRecord> = run.flows.iter().filter(|f| !is_flood(f)).collect();
+    let expected: Vec<&FlowRecord> = base.flows.iter().collect();
     assert!(expected.len() >= 1500, "{}", expected.len());
     assert_eq!(
         ordinary.len(),
@@ -132,7 +131,7 @@ fn a_mid_stream_flood_leaves_ordinary_connections_exact_and_memory_bounded() {
     let peak_active = run
         .intervals
         .iter()
-        .map(|i| i["tcp"]["active_flows"].as_u64().unwrap_or(0))
+        .map(|i| i.tcp.active_flows)
         .max()
         .unwrap_or(0);
     assert!(

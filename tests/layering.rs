@@ -111,21 +111,47 @@ fn every_module_names_only_modules_below_it() {
             }
         }
     }
-    assert!(violations.is_empty(), "imports pointing up:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "imports pointing up:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[test]
 fn the_core_depends_on_no_system_threading_or_cli_crate() {
     let out = Command::new(env!("CARGO"))
-        .args(["tree", "-p", "tcpulse-core", "-e", "normal", "--prefix", "none"])
+        .args([
+            "tree",
+            "-p",
+            "tcpulse-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
         .current_dir(repo())
         .output()
         .expect("cargo tree");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tree = String::from_utf8_lossy(&out.stdout);
     let crates: BTreeSet<&str> = tree.lines().filter_map(|l| l.split(' ').next()).collect();
     assert!(crates.contains("tcpulse-core"), "{tree}");
-    for banned in ["libc", "clap", "crossbeam-channel", "xsk-rs", "libxdp-sys", "memmap2"] {
-        assert!(!crates.contains(banned), "tcpulse-core depends on {banned}:\n{tree}");
+    for banned in [
+        "libc",
+        "clap",
+        "crossbeam-channel",
+        "xsk-rs",
+        "libxdp-sys",
+        "memmap2",
+    ] {
+        assert!(
+            !crates.contains(banned),
+            "tcpulse-core depends on {banned}:\n{tree}"
+        );
     }
 }

@@ -216,8 +216,8 @@ fn two_rings_give_the_one_ring_results() {
             .iter()
             .map(|f| {
                 (
-                    format!("{} {}", f["client"], f["server"]),
-                    f["packets"].to_string(),
+                    format!("{} {}", f.client, f.server),
+                    format!("{:?}", f.packets),
                 )
             })
             .collect()

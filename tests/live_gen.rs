@@ -128,11 +128,12 @@ fn every_example_scenario_sent_live_equals_offline_and_the_sent_record() {
 
 /// Sum over intervals of `servers[server == name].field`.
 fn server_total(run: &common::Run, server: &str, field: &str) -> u64 {
+    let c = common::counter(field);
     run.intervals
         .iter()
-        .flat_map(|i| i["servers"].as_array().into_iter().flatten())
-        .filter(|s| s["server"] == server)
-        .map(|s| s[field].as_u64().unwrap_or(0))
+        .flat_map(|i| &i.servers)
+        .filter(|s| s.server == server)
+        .map(|s| s.counters.get(c))
         .sum()
 }
 
@@ -140,8 +141,8 @@ fn servers(run: &common::Run) -> Vec<String> {
     let mut all: Vec<String> = run
         .intervals
         .iter()
-        .flat_map(|i| i["servers"].as_array().into_iter().flatten())
-        .filter_map(|s| s["server"].as_str().map(str::to_string))
+        .flat_map(|i| &i.servers)
+        .map(|s| s.server.clone())
         .collect();
     all.sort();
     all.dedup();
@@ -233,9 +234,9 @@ fn a_live_syn_flood_stays_under_the_table_cap_and_shows_as_backlog_pressure() {
     let worst = live
         .intervals
         .iter()
-        .flat_map(|i| i["servers"].as_array().into_iter().flatten())
-        .filter(|s| s["server"] == target)
-        .filter_map(|s| s["backlog_pressure"].as_f64())
+        .flat_map(|i| &i.servers)
+        .filter(|s| s.server == target)
+        .map(|s| s.backlog_pressure)
         .fold(0.0, f64::max);
     assert!(worst > 0.9, "backlog pressure {worst}");
 

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use serde_json::Value;
 use tcpulse::gen::{Scenario, TcpFrame};
 use tcpulse_core::decode::{decode_frame, LinkType};
+use tcpulse_core::schema::FlowRecord;
 use tcpulse_io::capture::PcapWriter;
 
 fn temp(name: &str) -> PathBuf {
@@ -138,22 +138,16 @@ fn reason(frame: &[u8]) -> &'static str {
 fn decode_errors(run: &common::Run) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for i in &run.intervals {
-        for (k, v) in i["capture"]["decode_errors"]
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
-            *out.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
+        for (k, v) in &i.capture.decode_errors {
+            *out.entry(k.clone()).or_default() += v;
         }
     }
     out.retain(|_, v| *v > 0);
     out
 }
 
-fn is_extra(f: &Value) -> bool {
-    f["server"]
-        .as_str()
-        .is_some_and(|s| s.starts_with("10.99.99.99"))
+fn is_extra(f: &FlowRecord) -> bool {
+    f.server.to_string().starts_with("10.99.99.99")
 }
 
 #[test]
@@ -249,27 +243,21 @@ fn bad_frames_are_counted_and_the_rest_is_analysed_exactly() {
         dirty.stderr
     );
     assert_eq!(decode_errors(&dirty), want, "decode errors by reason");
-    let backwards_seen: u64 = dirty
-        .intervals
-        .iter()
-        .map(|i| i["capture"]["ts_backwards"].as_u64().unwrap_or(0))
-        .sum();
+    let backwards_seen: u64 = dirty.intervals.iter().map(|i| i.capture.ts_backwards).sum();
     assert!(
         backwards_seen >= backwards,
         "{backwards_seen} frames counted as going back"
     );
 
     // The good traffic: every flow record identical, the extra flow aside.
-    let good_flows: Vec<&Value> = clean.flows.iter().collect();
-    let dirty_flows: Vec<&Value> = dirty.flows.iter().filter(|f| !is_extra(f)).collect();
+    let good_flows: Vec<&FlowRecord> = clean.flows.iter().collect();
+    let dirty_flows: Vec<&FlowRecord> = dirty.flows.iter().filter(|f| !is_extra(f)).collect();
     assert!(good_flows.len() >= 400, "{}", good_flows.len());
     assert_eq!(good_flows, dirty_flows, "the good traffic's flows changed");
-    let extra_flows: Vec<&Value> = dirty.flows.iter().filter(|f| is_extra(f)).collect();
+    let extra_flows: Vec<&FlowRecord> = dirty.flows.iter().filter(|f| is_extra(f)).collect();
     let extra_packets: u64 = extra_flows
         .iter()
-        .map(|f| {
-            f["packets"]["c2s"].as_u64().unwrap_or(0) + f["packets"]["s2c"].as_u64().unwrap_or(0)
-        })
+        .map(|f| f.packets.c2s + f.packets.s2c)
         .sum();
     assert!(
         extra_packets > 200,

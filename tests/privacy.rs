@@ -8,8 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use serde_json::Value;
-
 fn key_file(name: &str, bytes: &[u8]) -> PathBuf {
     let path = std::env::temp_dir().join(format!("tcpulse-priv-{}-{name}", std::process::id()));
     std::fs::write(&path, bytes).expect("write key");
@@ -19,19 +17,16 @@ fn key_file(name: &str, bytes: &[u8]) -> PathBuf {
 /// Every IP address named in the records (servers and flow endpoints).
 fn addresses(run: &common::Run) -> BTreeSet<IpAddr> {
     let mut out = BTreeSet::new();
-    let mut add = |v: &Value| {
-        if let Some(a) = v.as_str().and_then(|s| s.parse::<SocketAddr>().ok()) {
-            out.insert(a.ip());
-        }
-    };
     for i in &run.intervals {
-        for s in i["servers"].as_array().into_iter().flatten() {
-            add(&s["server"]);
+        for s in &i.servers {
+            if let Ok(a) = s.server.parse::<SocketAddr>() {
+                out.insert(a.ip());
+            }
         }
     }
     for f in &run.flows {
-        add(&f["client"]);
-        add(&f["server"]);
+        out.insert(f.client.addr.to_ip());
+        out.insert(f.server.addr.to_ip());
     }
     out
 }
@@ -92,14 +87,8 @@ fn anonymised_output_names_no_real_address_and_keeps_every_figure() {
         run.flows
             .iter()
             .map(|f| {
-                let ip = |v: &Value| {
-                    v.as_str()
-                        .and_then(|s| s.parse::<SocketAddr>().ok())
-                        .map(|a| a.ip())
-                        .expect("endpoint")
-                };
-                let shape = format!("{} {} {}", f["first_ns"], f["last_ns"], f["packets"]);
-                (shape, (ip(&f["client"]), ip(&f["server"])))
+                let shape = format!("{} {} {:?}", f.first_ns, f.last_ns, f.packets);
+                (shape, (f.client.addr.to_ip(), f.server.addr.to_ip()))
             })
             .collect()
     };

@@ -173,9 +173,11 @@ fn prometheus_scrapes_what_the_json_says() {
     // The same buckets from the JSON's histograms, and Prometheus' quantile rule over them.
     let mut all = LatencyHist::default();
     for i in &live.intervals {
-        if let Some(h) = i["histograms"]["handshake_total_us"]["hdr"]
-            .as_str()
-            .and_then(LatencyHist::from_base64)
+        if let Some(h) = i
+            .histograms
+            .handshake_total_us
+            .decode()
+            .expect("hdr decodes")
         {
             all.merge(&h);
         }

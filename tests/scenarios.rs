@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
-
 use tcpulse::gen::{self, file, flood, GroundTruth, Scenario};
+use tcpulse_core::schema::flow::Close;
+use tcpulse_core::schema::FlowRecord;
 
 fn tcpulse() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tcpulse"))
@@ -69,10 +69,11 @@ fn analyze(pcap: &Path, extra: &[&str]) -> (common::Run, u64) {
 fn server_totals(run: &common::Run) -> HashMap<String, HashMap<String, u64>> {
     let mut totals: HashMap<String, HashMap<String, u64>> = HashMap::new();
     for interval in &run.intervals {
-        for s in interval["servers"].as_array().into_iter().flatten() {
-            let entry = totals.entry(s["server"].as_str().unwrap_or("?").into());
-            let sums = entry.or_default();
-            for (name, value) in s.as_object().into_iter().flatten() {
+        for s in &interval.servers {
+            let sums = totals.entry(s.server.clone()).or_default();
+            // Every integer field of the row, by the name the record gives it.
+            let row = serde_json::to_value(s).expect("a record serialises");
+            for (name, value) in row.as_object().into_iter().flatten() {
                 if let Some(n) = value.as_u64() {
                     *sums.entry(name.clone()).or_default() += n;
                 }
@@ -82,12 +83,9 @@ fn server_totals(run: &common::Run) -> HashMap<String, HashMap<String, u64>> {
     totals
 }
 
-/// Sum of `capture.drops.<name>` over all intervals.
-fn is_flood_flow(f: &Value) -> bool {
-    let client = f["client"].as_str().unwrap_or("");
-    client
-        .parse::<std::net::SocketAddr>()
-        .is_ok_and(|a| flood::is_spoofed(a.ip()))
+/// A flow of the flood: its client is one of the flood's spoofed addresses.
+fn is_flood_flow(f: &FlowRecord) -> bool {
+    flood::is_spoofed(f.client.addr.to_ip())
 }
 
 /// Every connection's flow record equals its truth; the flood opened one flow per SYN, its
@@ -95,15 +93,14 @@ fn is_flood_flow(f: &Value) -> bool {
 /// evicted and counted. Returns the problems found.
 fn compare(truth: &GroundTruth, run: &common::Run, max_flows: Option<u64>) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut by_conn: HashMap<(String, String), Vec<&Value>> = HashMap::new();
-    let mut flood_flows: HashMap<String, Vec<&Value>> = HashMap::new();
+    let mut by_conn: HashMap<(String, String), Vec<&FlowRecord>> = HashMap::new();
+    let mut flood_flows: HashMap<String, Vec<&FlowRecord>> = HashMap::new();
     for f in &run.flows {
-        let (client, server) = (f["client"].as_str().unwrap_or("?"), f["server"].as_str());
-        let server = server.unwrap_or("?").to_string();
+        let (client, server) = (f.client.to_string(), f.server.to_string());
         if is_flood_flow(f) {
             flood_flows.entry(server).or_default().push(f);
         } else {
-            by_conn.entry((client.into(), server)).or_default().push(f);
+            by_conn.entry((client, server)).or_default().push(f);
         }
     }
     for t in &truth.truths {
@@ -117,6 +114,7 @@ fn compare(truth: &GroundTruth, run: &common::Run, max_flows: Option<u64>) -> Ve
             }
         };
         let want = gen::truth_json(t);
+        let got = serde_json::to_value(got).expect("a record serialises");
         for (field, value) in want.as_object().into_iter().flatten() {
             if field != "type" && got[field] != *value {
                 problems.push(format!(
@@ -149,14 +147,17 @@ fn compare(truth: &GroundTruth, run: &common::Run, max_flows: Option<u64>) -> Ve
             }
         }
         let flows = flood_flows.get(&server).map_or(&[][..], Vec::as_slice);
-        let answered = flows.iter().filter(|f| f["packets"]["s2c"] != 0).count() as u64;
-        let silent_closes = |close: &str| {
+        let answered = flows.iter().filter(|f| f.packets.s2c != 0).count() as u64;
+        let silent_closes = |close: Close| {
             flows
                 .iter()
-                .filter(|f| f["packets"]["s2c"] == 0 && f["close"] == close)
+                .filter(|f| f.packets.s2c == 0 && f.close == close)
                 .count() as u64
         };
-        let (unanswered, evicted) = (silent_closes("unanswered"), silent_closes("evicted"));
+        let (unanswered, evicted) = (
+            silent_closes(Close::Unanswered),
+            silent_closes(Close::Evicted),
+        );
         let counted = [
             ("flows", flows.len() as u64, f.syns),
             ("answered flows", answered, f.answered),

@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use tcpulse_core::schema::interval::SinkCounts;
+use tcpulse_core::schema::{IntervalRecord, Record};
 
 use common::collector::{clickhouse_installed, free_port, ClickHouse, Collector};
 use common::live::{root_or_skip, Lab, Monitor};
@@ -19,7 +20,7 @@ use common::shared_pcaps;
 use tcpulse_io::sink::file::Rotation;
 use tcpulse_io::sink::http::HttpSink;
 use tcpulse_io::sink::lane::Delivery;
-use tcpulse_io::sink::{Counts, FileSink, SinkSet};
+use tcpulse_io::sink::{FileSink, SinkSet};
 
 /// A capture with many intervals, servers, handshakes and retransmissions.
 const CAPTURE: &str = "ndpi_sites.pcapng";
@@ -53,25 +54,51 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn json(line: &str) -> Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line}: {e}"))
+/// A record line, read through the typed schema, `sinks` left out (the part each destination
+/// gets its own of).
+fn record_without_sinks(line: &str) -> Record {
+    match Record::from_line(line).unwrap_or_else(|e| panic!("{e}: {line}")) {
+        Record::Interval(r) => Record::Interval(Box::new(without_sinks(*r))),
+        flow => flow,
+    }
+}
+
+/// An interval record line, read through the typed schema.
+fn json(line: &str) -> IntervalRecord {
+    match Record::from_line(line) {
+        Ok(Record::Interval(r)) => *r,
+        Ok(Record::Flow(_)) => panic!("a flow record where an interval record belongs: {line}"),
+        Err(e) => panic!("{e}: {line}"),
+    }
 }
 
 /// The entry of the sink whose name contains `name` in an interval record.
-fn entry<'a>(record: &'a Value, name: &str) -> Option<&'a Value> {
-    record["sinks"]
-        .as_array()?
+fn entry<'a>(record: &'a IntervalRecord, name: &str) -> Option<&'a SinkCounts> {
+    record
+        .sinks
+        .as_ref()?
         .iter()
-        .find(|s| s["name"].as_str().is_some_and(|n| n.contains(name)))
+        .find(|s| s.name.contains(name))
 }
 
 /// Sum of one count of one sink over interval records.
-fn sum(records: &[Value], name: &str, count: &str) -> u64 {
+fn sum(records: &[IntervalRecord], name: &str, count: &str) -> u64 {
     records
         .iter()
         .filter_map(|r| entry(r, name))
-        .map(|e| e[count].as_u64().unwrap_or(0))
+        .map(|e| match count {
+            "delivered" => e.delivered,
+            "dropped" => e.dropped,
+            "retries" => e.retries,
+            "errors" => e.errors,
+            other => panic!("sink entries have no `{other}`"),
+        })
         .sum()
+}
+
+/// An interval record whose start says which of a sequence it is.
+fn numbered(n: u64) -> Arc<IntervalRecord> {
+    Arc::new(IntervalRecord::new(n, n + 1, "test".into()))
 }
 
 fn tcpulse() -> Command {
@@ -102,14 +129,13 @@ fn a_collector_down_then_back_is_counted_exactly_and_receives_again() {
         if i == N / 2 {
             collector = Some(Collector::start(port, false));
         }
-        let text = format!("{{\"type\":\"interval\",\"n\":{i}}}");
-        set.send_interval(&Arc::from(text), &set.snapshot());
+        set.send_interval(&numbered(i), &set.snapshot());
         std::thread::sleep(Duration::from_millis(40));
     }
-    let totals: Vec<Counts> = set.finish(Duration::from_secs(5));
+    let totals: Vec<SinkCounts> = set.finish(Duration::from_secs(5));
     let collector = collector.unwrap();
 
-    let records: Vec<Value> = lines(&dir.join("x.jsonl"))
+    let records: Vec<IntervalRecord> = lines(&dir.join("x.jsonl"))
         .iter()
         .map(|l| json(l))
         .collect();
@@ -139,16 +165,15 @@ fn a_collector_down_then_back_is_counted_exactly_and_receives_again() {
         assert!(seen <= total, "{count}: {seen} reported, {total} happened");
     }
     assert!(sum(&records, "http", "dropped") > 0 && sum(&records, "http", "errors") > 0);
-    let refused = records.iter().filter_map(|r| entry(r, "http")).any(|e| {
-        e["last_error"]
-            .as_str()
-            .is_some_and(|m| m.contains("refused"))
-    });
+    let refused = records
+        .iter()
+        .filter_map(|r| entry(r, "http"))
+        .any(|e| e.last_error.as_ref().is_some_and(|m| m.contains("refused")));
     assert!(refused, "the error is named");
     // Recovery: the collector got the last records, in order; what the records it got say
     // about the collector adds up to the drops before them.
-    let got: Vec<Value> = received.iter().map(|l| json(l)).collect();
-    let numbers: Vec<u64> = got.iter().map(|r| r["n"].as_u64().unwrap()).collect();
+    let got: Vec<IntervalRecord> = received.iter().map(|l| json(l)).collect();
+    let numbers: Vec<u64> = got.iter().map(|r| r.start_ns).collect();
     assert_eq!(numbers.last(), Some(&(N - 1)));
     assert!(
         numbers.windows(2).all(|w| w[0] < w[1]),
@@ -198,13 +223,12 @@ fn dead_and_silent_collectors_do_not_hold_up_analysis() {
     // The analysis is whole and the working sink got exactly what the main output got.
     assert_eq!(out.len(), plain.len());
     assert_eq!(lines(&file), out);
-    let records: Vec<Value> = out.iter().map(|l| json(l)).collect();
-    for (a, b) in records.iter().zip(plain.iter().map(|l| json(l))) {
-        let mut a = a.clone();
-        if let Some(o) = a.as_object_mut() {
-            o.remove("sinks");
-        }
-        assert_eq!(a, b, "the records themselves are unchanged");
+    for (a, b) in out.iter().zip(&plain) {
+        assert_eq!(
+            record_without_sinks(a),
+            record_without_sinks(b),
+            "the records themselves are unchanged"
+        );
     }
     assert!(stderr.contains("Connection refused"), "{stderr}");
     assert!(stderr.contains("dropped"), "{stderr}");
@@ -252,7 +276,7 @@ fn a_full_disk_drops_whole_batches_and_counts_them() {
     // whatever happens to the test.
     let script = format!(
         "mount -t tmpfs -o size=64k tcpulse-test {m} && \
-         {bin} analyze {pcap} --progress false --sink file:{m}/x.jsonl,retries=2,backoff=10ms; \
+         {bin} analyze {pcap} --progress false --sink file:{m}/x.jsonl,retries=2,backoff=10ms,batch=8; \
          code=$?; cp {m}/x.jsonl {copy}; exit $code",
         m = mount.display(),
         bin = env!("CARGO_BIN_EXE_tcpulse"),
@@ -265,7 +289,7 @@ fn a_full_disk_drops_whole_batches_and_counts_them() {
         .expect("run unshare");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let records: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+    let records: Vec<IntervalRecord> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(json)
         .collect();
@@ -309,11 +333,9 @@ fn signal(monitor: &Monitor, sig: i32) {
     unsafe { libc::kill(monitor.child.id() as i32, sig) };
 }
 
-fn without_sinks(mut v: Value) -> Value {
-    if let Some(o) = v.as_object_mut() {
-        o.remove("sinks");
-    }
-    v
+fn without_sinks(mut r: IntervalRecord) -> IntervalRecord {
+    r.sinks = None;
+    r
 }
 
 #[test]
@@ -351,18 +373,18 @@ fn sighup_reopens_file_sinks_without_losing_a_record() {
         !before.is_empty() && !after.is_empty(),
         "both files written"
     );
-    let in_files: Vec<Value> = before
+    let in_files: Vec<IntervalRecord> = before
         .iter()
         .chain(&after)
         .map(|l| without_sinks(json(l)))
         .collect();
-    let on_stdout: Vec<Value> = run.intervals.into_iter().map(without_sinks).collect();
+    let on_stdout: Vec<IntervalRecord> = run.intervals.into_iter().map(without_sinks).collect();
     assert_eq!(in_files, on_stdout, "every record, once, in order");
     // The same connection twice: one handshake (the replay repeats its ports), then stray
     // packets of a closed flow.
     let handshakes: u64 = in_files
         .iter()
-        .map(|r| r["tcp"]["handshakes"].as_u64().unwrap_or(0))
+        .map(|r| r.tcp.counters.get(common::counter("handshakes")))
         .sum();
     assert!(handshakes >= 1);
 }
@@ -410,7 +432,7 @@ fn clickhouse_rows_add_up_to_the_json_output() {
     let (out, stderr, code) = analyze(&["--sink", &spec]);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("dropped"), "{stderr}");
-    let records: Vec<Value> = out.iter().map(|l| json(l)).collect();
+    let records: Vec<IntervalRecord> = out.iter().map(|l| json(l)).collect();
     let rows: u64 = ch
         .query("SELECT count() FROM default.tcpulse_intervals")
         .parse()
@@ -426,7 +448,7 @@ fn clickhouse_rows_add_up_to_the_json_output() {
     ] {
         let json_total: u64 = records
             .iter()
-            .map(|r| r["tcp"][name].as_u64().unwrap_or(0))
+            .map(|r| r.tcp.counters.get(common::counter(name)))
             .sum();
         assert_eq!(
             column_sum(&ch, "tcpulse_intervals", name),
@@ -441,12 +463,10 @@ fn clickhouse_rows_add_up_to_the_json_output() {
     // Per server: the JSON's servers, summed over intervals, against the server table.
     let mut by_server: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
     for r in &records {
-        for s in r["servers"].as_array().into_iter().flatten() {
-            let e = by_server
-                .entry(s["server"].as_str().unwrap_or("").to_string())
-                .or_default();
+        for s in &r.servers {
+            let e = by_server.entry(s.server.clone()).or_default();
             for (i, name) in ["syn", "handshakes", "retransmits"].iter().enumerate() {
-                e[i] += s[name].as_u64().unwrap_or(0);
+                e[i] += s.counters.get(common::counter(name));
             }
         }
     }
@@ -536,7 +556,7 @@ fn clickhouse_killed_mid_run_loses_nothing_reported_delivered() {
     let first_failure = run
         .intervals
         .iter()
-        .position(|r| entry(r, "clickhouse").is_some_and(|e| e["errors"].as_u64() > Some(0)))
+        .position(|r| entry(r, "clickhouse").is_some_and(|e| e.errors > 0))
         .unwrap();
     let after = sum(
         &run.intervals[first_failure + 1..],
@@ -546,11 +566,8 @@ fn clickhouse_killed_mid_run_loses_nothing_reported_delivered() {
     assert!(after > 0, "delivering again after the restart");
     // Every interval stored is one the monitor reported.
     let stored = ch.query("SELECT DISTINCT start_ns FROM default.tcpulse_intervals");
-    let reported_starts: std::collections::HashSet<u64> = run
-        .intervals
-        .iter()
-        .filter_map(|r| r["start_ns"].as_u64())
-        .collect();
+    let reported_starts: std::collections::HashSet<u64> =
+        run.intervals.iter().map(|r| r.start_ns).collect();
     for line in stored.lines() {
         assert!(
             reported_starts.contains(&line.parse::<u64>().unwrap()),

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::Value;
 
 use tcpulse::gen::{self, CloseMix, Feature, Scenario, Truth};
+use tcpulse_core::schema::FlowRecord;
 
 const US: u64 = 1_000;
 const MS: u64 = 1_000_000;
@@ -49,17 +50,19 @@ fn analyze(pcap: &Path, extra: &[&str]) -> common::Run {
 
 /// Every truth has exactly one flow record with the same client and server, equal to it in
 /// every field the truth has; and there are no other flow records.
-fn assert_flows_match(truths: &[Truth], flows: &[Value]) {
+fn assert_flows_match(truths: &[Truth], flows: &[FlowRecord]) {
+    // Compared field by field in the records' JSON form, which the truth has too.
+    let flows: Vec<Value> = flows
+        .iter()
+        .map(|f| serde_json::to_value(f).expect("a record serialises"))
+        .collect();
     let mut by_conn: HashMap<(String, String), Vec<&Value>> = HashMap::new();
-    for f in flows {
+    for f in &flows {
         let key = (
-            f["client"].as_str().unwrap_or("?"),
-            f["server"].as_str().unwrap_or("?"),
+            f["client"].as_str().expect("client").to_string(),
+            f["server"].as_str().expect("server").to_string(),
         );
-        by_conn
-            .entry((key.0.to_string(), key.1.to_string()))
-            .or_default()
-            .push(f);
+        by_conn.entry(key).or_default().push(f);
     }
     let mut problems = Vec::new();
     for t in truths {
@@ -315,7 +318,11 @@ fn mixed_flows_identical_across_workers() {
     let (pcap, _) = write("workers", &mixed());
     let sorted_lines = |workers: &str| {
         let run = analyze(&pcap.0, &["--workers", workers]);
-        let mut lines: Vec<String> = run.flows.iter().map(Value::to_string).collect();
+        let mut lines: Vec<String> = run
+            .flows
+            .iter()
+            .map(|f| serde_json::to_string(f).expect("a record serialises"))
+            .collect();
         lines.sort();
         lines
     };

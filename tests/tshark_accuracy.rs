@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde_json::Value;
+use tcpulse_core::schema::FlowRecord;
 
 type Row = HashMap<String, String>;
 
@@ -25,33 +25,30 @@ fn tshark_retrans(row: &Row, dir: &str) -> (u64, u64, u64) {
 }
 
 /// The flows tcpulse reported for a tshark stream: same endpoints, starting within the stream.
-fn flows_of<'a>(row: &Row, flows: &'a [Value]) -> Vec<&'a Value> {
+fn flows_of<'a>(row: &Row, flows: &'a [FlowRecord]) -> Vec<&'a FlowRecord> {
     let (a, b) = (row["a"].as_str(), row["b"].as_str());
     let (first, last) = (num(row, "first_ns"), num(row, "last_ns"));
     flows
         .iter()
         .filter(|f| {
-            let (c, s) = (
-                f["client"].as_str().unwrap_or(""),
-                f["server"].as_str().unwrap_or(""),
-            );
-            ((c, s) == (a, b) || (c, s) == (b, a))
-                && (first..=last).contains(&f["first_ns"].as_u64().unwrap_or(0))
+            let (c, s) = (f.client.to_string(), f.server.to_string());
+            let (c, s) = (c.as_str(), s.as_str());
+            ((c, s) == (a, b) || (c, s) == (b, a)) && (first..=last).contains(&f.first_ns)
         })
         .collect()
 }
 
 /// Sum of `field.c2s|s2c` over flows, oriented so that `ab` means from endpoint `a`.
-fn ours(flows: &[&Value], a: &str, field: &str, dir: &str) -> u64 {
+fn ours(flows: &[&FlowRecord], a: &str, field: &str, dir: &str) -> u64 {
     flows
         .iter()
         .map(|f| {
-            let from_a_is_c2s = f["client"].as_str() == Some(a);
-            let side = match (dir, from_a_is_c2s) {
-                ("ab", true) | ("ba", false) => "c2s",
-                _ => "s2c",
-            };
-            f[field][side].as_u64().unwrap_or(0)
+            let from_a_is_c2s = f.client.to_string() == a;
+            let counts = common::per_dir(f, field);
+            match (dir, from_a_is_c2s) {
+                ("ab", true) | ("ba", false) => counts.c2s,
+                _ => counts.s2c,
+            }
         })
         .sum()
 }
@@ -159,7 +156,7 @@ fn matches_tshark_on_shared_captures() {
                 score.rtt_checked += 1;
                 let got = flows
                     .iter()
-                    .find_map(|f| f["handshake"]["total_ns"].as_u64());
+                    .find_map(|f| f.handshake.and_then(|h| h.total_ns));
                 if got.is_some_and(|g| g.abs_diff(rtt) < 1000) {
                     score.rtt_equal += 1;
                 } else {

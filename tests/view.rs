@@ -15,6 +15,7 @@ use serde_json::Value;
 use tcpulse_core::decode::{decode_frame, LinkType};
 use tcpulse_core::schema::counters::Counter;
 use tcpulse_core::schema::hist::LatencyHist;
+use tcpulse_core::schema::Record;
 use tcpulse_io::capture::{CaptureFile, PcapWriter};
 
 fn bin() -> Command {
@@ -63,9 +64,14 @@ fn merge(files: &[&Path], extra: &[&str]) -> Vec<Value> {
     lines(&run_ok(bin().arg("merge").args(files).args(extra)))
 }
 
+/// Records read through the typed schema (a missing field fails here), then compared field
+/// by field in their JSON form.
 fn lines(text: &str) -> Vec<Value> {
     text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .map(|l| {
+            let record = Record::from_line(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            serde_json::to_value(record).expect("a record serialises")
+        })
         .collect()
 }
 

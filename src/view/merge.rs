@@ -6,22 +6,21 @@
 //! an interval: a window takes each source's last value and sums those over sources.
 //!
 //! Only `interval` records are merged; flow records and other types are passed over (counted).
-//! A line that is not JSON, or an interval record without `start_ns`/`end_ns`, is counted as
-//! malformed and skipped.
+//! Interval records are read through the typed schema: a line that is not JSON, or an interval
+//! record that lacks a field or has one of the wrong type, is counted as malformed and
+//! skipped; a record of another schema version is counted as such and skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
 
-use serde_json::{Map, Value};
-
+use serde::Deserialize;
 use tcpulse_core::decode::Endpoint;
-use tcpulse_core::decode::{Addr, DecodeError};
 use tcpulse_core::metrics::interval::select_servers;
 use tcpulse_core::schema::counters::Counters;
-use tcpulse_core::schema::hist::LatencyHist;
+use tcpulse_core::schema::hist::{HistSummary, LatencyHist};
 use tcpulse_core::schema::interval::{
-    CaptureStats, Drops, HistogramsJson, IntervalRecord, ServerJson, TcpJson,
+    CaptureStats, HistogramsRecord, IntervalRecord, ServerRecord, TcpRecord,
 };
+use tcpulse_core::schema::{ReadError, Record, SCHEMA_VERSION};
 
 /// How input records are grouped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,8 +68,13 @@ pub struct ReadStats {
     pub flows: u64,
     /// Records of another `type` passed over.
     pub other: u64,
-    /// Lines that are not JSON objects, or interval records without their bounds.
+    /// Lines that are not JSON objects, or interval records lacking a field or with one of the
+    /// wrong type.
     pub malformed: u64,
+    /// Records of another schema version (passed over).
+    pub other_version: u64,
+    /// Decode errors of reasons this version does not know (their count, left out).
+    pub unknown_reasons: u64,
     /// Histograms with a count but an `hdr` that does not decode (left out of the merge).
     pub bad_hdr: u64,
     /// Server rows whose `server` is not `ip:port` or `other` (left out).
@@ -85,6 +89,14 @@ impl ReadStats {
             (self.flows, "flow records passed over"),
             (self.other, "records of other types passed over"),
             (self.malformed, "malformed lines skipped"),
+            (
+                self.other_version,
+                "records of another schema version passed over",
+            ),
+            (
+                self.unknown_reasons,
+                "decode errors of unknown reasons left out",
+            ),
             (self.bad_hdr, "histograms with an undecodable hdr left out"),
             (
                 self.bad_servers,
@@ -173,9 +185,6 @@ pub struct Merged {
     pub server_hists: Vec<Option<LatencyHist>>,
 }
 
-/// Histogram fields of an interval record, in the order `Acc::hists` keeps them.
-const HISTS: [&str; 3] = ["handshake_total_us", "syn_synack_us", "synack_ack_us"];
-
 /// Sums interval records into windows.
 pub struct Merger {
     window: Window,
@@ -200,37 +209,47 @@ impl Merger {
         if line.is_empty() {
             return None;
         }
-        match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(map)) => self.push_record(&map),
-            _ => {
+        // The type first, so that flow records and other types are passed over whatever
+        // they hold.
+        match serde_json::from_str::<TypeOnly>(line) {
+            Ok(t) if t.kind == "interval" => {}
+            Ok(t) if t.kind == "flow" => {
+                self.stats.flows += 1;
+                return None;
+            }
+            Ok(_) => {
+                self.stats.other += 1;
+                return None;
+            }
+            Err(_) => {
+                self.stats.malformed += 1;
+                return None;
+            }
+        }
+        match Record::from_line(line) {
+            Ok(Record::Interval(rec)) => self.push_record(&rec),
+            Ok(Record::Flow(_)) => None,
+            Err(ReadError::Version(_)) => {
+                self.stats.other_version += 1;
+                None
+            }
+            Err(ReadError::Malformed(_)) => {
                 self.stats.malformed += 1;
                 None
             }
         }
     }
 
-    /// Takes one parsed record; returns the window an interval record went to.
-    pub fn push_record(&mut self, rec: &Map<String, Value>) -> Option<u64> {
-        match rec.get("type").and_then(Value::as_str) {
-            Some("interval") => {}
-            Some("flow") => {
-                self.stats.flows += 1;
-                return None;
-            }
-            _ => {
-                self.stats.other += 1;
-                return None;
-            }
-        }
-        let (Some(start_ns), Some(end_ns)) = (u64_at(rec, "start_ns"), u64_at(rec, "end_ns"))
-        else {
-            self.stats.malformed += 1;
+    /// Takes one interval record; returns the window it went to.
+    pub fn push_record(&mut self, rec: &IntervalRecord) -> Option<u64> {
+        if rec.schema_version != SCHEMA_VERSION {
+            self.stats.other_version += 1;
             return None;
-        };
+        }
         self.stats.intervals += 1;
-        let key = self.window.key(start_ns);
+        let key = self.window.key(rec.start_ns);
         let acc = self.windows.entry(key).or_insert_with(Acc::new);
-        add_record(acc, rec, start_ns, end_ns, &mut self.stats);
+        add_record(acc, rec, &mut self.stats);
         Some(key)
     }
 
@@ -261,29 +280,11 @@ impl Merger {
     }
 }
 
-fn u64_at(map: &Map<String, Value>, key: &str) -> Option<u64> {
-    map.get(key).and_then(Value::as_u64)
-}
-
-fn obj<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
-    map.get(key).and_then(Value::as_object)
-}
-
-fn counters_of(map: &Map<String, Value>) -> Counters {
-    Counters::from_named(|name| u64_at(map, name))
-}
-
-/// The histogram of `field` in `map`: `Ok(None)` when empty, `Err` when its `hdr` is bad.
-fn hist_of(map: &Map<String, Value>, field: &str) -> Result<Option<LatencyHist>, ()> {
-    let Some(h) = obj(map, field) else {
-        return Ok(None);
-    };
-    let count = u64_at(h, "count").unwrap_or(0);
-    match h.get("hdr").and_then(Value::as_str) {
-        Some(text) if !text.is_empty() => LatencyHist::from_base64(text).map(Some).ok_or(()),
-        _ if count == 0 => Ok(None),
-        _ => Err(()),
-    }
+/// Just a record's `type`.
+#[derive(Deserialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 fn merge_hist(acc: &mut Option<LatencyHist>, h: LatencyHist) {
@@ -293,116 +294,68 @@ fn merge_hist(acc: &mut Option<LatencyHist>, h: LatencyHist) {
     }
 }
 
-/// `ip:port`, `[v6]:port`, or `other` (the bucket beyond the per-worker server limit).
-fn server_key(text: &str) -> Option<ServerKey> {
-    if text == "other" {
-        return Some((true, Endpoint::default()));
+/// Adds `summary`'s histogram to `acc`; an `hdr` that does not decode is counted.
+fn add_hist(acc: &mut Option<LatencyHist>, summary: &HistSummary, stats: &mut ReadStats) {
+    match summary.decode() {
+        Ok(Some(h)) => merge_hist(acc, h),
+        Ok(None) => {}
+        Err(()) => stats.bad_hdr += 1,
     }
-    let sa: SocketAddr = text.parse().ok()?;
-    let addr = match sa.ip() {
-        IpAddr::V4(v4) => Addr::from_v4(v4.octets()),
-        IpAddr::V6(v6) => Addr::from_v6(v6.octets()),
-    };
-    Some((
-        false,
-        Endpoint {
-            addr,
-            port: sa.port(),
-        },
-    ))
 }
 
 /// The sources a record stands for: its `sources` list when merged, else its `source`.
-fn sources_of(rec: &Map<String, Value>) -> Vec<String> {
-    if let Some(list) = rec.get("sources").and_then(Value::as_array) {
-        return list
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect();
+fn sources_of(rec: &IntervalRecord) -> Vec<String> {
+    match &rec.sources {
+        Some(list) => list.clone(),
+        None => vec![rec.source.clone()],
     }
-    vec![rec
-        .get("source")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string()]
 }
 
-fn add_record(
-    acc: &mut Acc,
-    rec: &Map<String, Value>,
-    start_ns: u64,
-    end_ns: u64,
-    stats: &mut ReadStats,
-) {
-    let empty = Map::new();
-    acc.start_ns = acc.start_ns.min(start_ns);
-    acc.end_ns = acc.end_ns.max(end_ns);
-    acc.merged += u64_at(rec, "merged").unwrap_or(1);
+fn add_record(acc: &mut Acc, rec: &IntervalRecord, stats: &mut ReadStats) {
+    acc.start_ns = acc.start_ns.min(rec.start_ns);
+    acc.end_ns = acc.end_ns.max(rec.end_ns);
+    acc.merged = acc.merged.saturating_add(rec.merged.unwrap_or(1));
     acc.sources.extend(sources_of(rec));
     // Gauges are kept per record source as written (a merged record's sum stands for its
     // sources together).
-    let source = rec.get("source").and_then(Value::as_str).unwrap_or("");
+    let source = rec.source.as_str();
+    let end_ns = rec.end_ns;
 
-    let capture = obj(rec, "capture").unwrap_or(&empty);
-    let mut c = CaptureStats {
-        packets: u64_at(capture, "packets").unwrap_or(0),
-        bytes: u64_at(capture, "bytes").unwrap_or(0),
-        ts_backwards: u64_at(capture, "ts_backwards").unwrap_or(0),
-        time_jumps: u64_at(capture, "time_jumps").unwrap_or(0),
-        drops: capture
-            .get("drops")
-            .and_then(|d| serde_json::from_value::<Drops>(d.clone()).ok())
-            .unwrap_or_default(),
-        ..CaptureStats::default()
-    };
-    if let Some(errors) = obj(capture, "decode_errors") {
-        for e in DecodeError::ALL {
-            c.decode[e.index()] = u64_at(errors, e.name()).unwrap_or(0);
-        }
-    }
-    acc.capture.merge(&c);
+    let (capture, unknown) = CaptureStats::from_record(&rec.capture);
+    stats.unknown_reasons = stats.unknown_reasons.saturating_add(unknown);
+    acc.capture.merge(&capture);
 
-    let tcp = obj(rec, "tcp").unwrap_or(&empty);
-    acc.tcp.merge(&counters_of(tcp));
-    let gauges = |m: &Map<String, Value>| Gauges {
+    acc.tcp.merge(&rec.tcp.counters);
+    let tcp_gauges = Gauges {
         end_ns,
-        active_flows: u64_at(m, "active_flows").unwrap_or(0),
-        half_open: u64_at(m, "half_open").unwrap_or(0),
+        active_flows: rec.tcp.active_flows,
+        half_open: rec.tcp.half_open,
     };
-    keep_latest(&mut acc.gauges, source, gauges(tcp));
+    keep_latest(&mut acc.gauges, source, tcp_gauges);
 
-    let hists = obj(rec, "histograms").unwrap_or(&empty);
-    for (slot, field) in acc.hists.iter_mut().zip(HISTS) {
-        match hist_of(hists, field) {
-            Ok(Some(h)) => merge_hist(slot, h),
-            Ok(None) => {}
-            Err(()) => stats.bad_hdr += 1,
-        }
+    let h = &rec.histograms;
+    let summaries = [&h.handshake_total_us, &h.syn_synack_us, &h.synack_ack_us];
+    for (slot, summary) in acc.hists.iter_mut().zip(summaries) {
+        add_hist(slot, summary, stats);
     }
 
-    let rows = rec.get("servers").and_then(Value::as_array);
-    for row in rows.into_iter().flatten().filter_map(Value::as_object) {
-        let Some(key) = row
-            .get("server")
-            .and_then(Value::as_str)
-            .and_then(server_key)
-        else {
+    for row in &rec.servers {
+        let Some(endpoint) = row.endpoint() else {
             stats.bad_servers += 1;
             continue;
         };
+        let key = (endpoint.is_none(), endpoint.unwrap_or_default());
         let s = acc.servers.entry(key).or_default();
-        s.counters.merge(&counters_of(row));
-        keep_latest(&mut s.gauges, source, gauges(row));
-        match hist_of(row, "handshake_total_us") {
-            Ok(Some(h)) => merge_hist(&mut s.hist, h),
-            Ok(None) => {}
-            Err(()) => stats.bad_hdr += 1,
-        }
+        s.counters.merge(&row.counters);
+        let gauges = Gauges {
+            end_ns,
+            active_flows: row.active_flows,
+            half_open: row.half_open,
+        };
+        keep_latest(&mut s.gauges, source, gauges);
+        add_hist(&mut s.hist, &row.handshake_total_us, stats);
     }
-    acc.servers_omitted = acc
-        .servers_omitted
-        .max(u64_at(rec, "servers_omitted").unwrap_or(0));
+    acc.servers_omitted = acc.servers_omitted.max(rec.servers_omitted);
 }
 
 fn finish_acc(acc: &Acc, window: Window, key: u64, top_servers: usize) -> Merged {
@@ -424,7 +377,7 @@ fn finish_acc(acc: &Acc, window: Window, key: u64, top_servers: usize) -> Merged
     for key in listed {
         let s = &acc.servers[&key];
         let (active_flows, half_open) = sum_gauges(&s.gauges);
-        servers.push(ServerJson::new(
+        servers.push(ServerRecord::new(
             key.0,
             key.1,
             s.counters,
@@ -439,13 +392,13 @@ fn finish_acc(acc: &Acc, window: Window, key: u64, top_servers: usize) -> Merged
         |h: &Option<LatencyHist>| h.as_ref().map(LatencyHist::summary).unwrap_or_default();
     let sources: Vec<String> = acc.sources.iter().cloned().collect();
     let record = IntervalRecord {
-        kind: "interval",
+        schema_version: SCHEMA_VERSION,
         start_ns,
         end_ns,
         source: sources.join(" + "),
-        capture: acc.capture.to_json(),
-        tcp: TcpJson::new(acc.tcp, active_flows, half_open),
-        histograms: HistogramsJson {
+        capture: acc.capture.to_record(),
+        tcp: TcpRecord::new(acc.tcp, active_flows, half_open),
+        histograms: HistogramsRecord {
             handshake_total_us: summary(&acc.hists[0]),
             syn_synack_us: summary(&acc.hists[1]),
             synack_ack_us: summary(&acc.hists[2]),
@@ -454,6 +407,7 @@ fn finish_acc(acc: &Acc, window: Window, key: u64, top_servers: usize) -> Merged
         servers_omitted,
         merged: Some(acc.merged),
         sources: Some(sources),
+        sinks: None,
     };
     Merged {
         record,
@@ -465,6 +419,7 @@ fn finish_acc(acc: &Acc, window: Window, key: u64, top_servers: usize) -> Merged
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tcpulse_core::schema::counters::Counter;
 
     fn record(source: &str, start: u64, syn: u64, us: &[u64], server_us: &[u64]) -> String {
         let mut h = LatencyHist::default();
@@ -475,19 +430,31 @@ mod tests {
         for &u in server_us {
             hs.record_ns(u * 1000);
         }
-        serde_json::json!({
-            "type": "interval", "start_ns": start, "end_ns": start + 1_000_000_000,
-            "source": source,
-            "capture": {"packets": syn * 2, "bytes": 100, "decode_errors": {"not_ip": 1},
-                        "drops": {"flow_table_full": 2}},
-            "tcp": {"syn": syn, "active_flows": 3, "half_open": 1},
-            "histograms": {"handshake_total_us": h.summary()},
-            "servers": [{"server": "10.0.0.1:80", "syn": syn, "packets": syn,
-                         "active_flows": 2, "handshake_total_us": hs.summary()},
-                        {"server": "[2001:db8::1]:443", "syn": 1, "packets": 1}],
-            "servers_omitted": 0
-        })
-        .to_string()
+        let mut rec = IntervalRecord::new(start, start + 1_000_000_000, source.to_string());
+        rec.capture.packets = syn * 2;
+        rec.capture.bytes = 100;
+        rec.capture.decode_errors.insert("not_ip".into(), 1);
+        rec.capture.non_tcp = 1;
+        rec.capture.drops.flow_table_full = 2;
+        rec.tcp.counters.add(Counter::syn, syn);
+        rec.tcp.active_flows = 3;
+        rec.tcp.half_open = 1;
+        rec.histograms.handshake_total_us = h.summary();
+        let server = |name: &str, syn: u64, active_flows: u64, hist: HistSummary| {
+            let mut counters = Counters::default();
+            counters.add(Counter::syn, syn);
+            counters.add(Counter::packets, syn);
+            let mut row = ServerRecord::new(false, Endpoint::default(), counters, 0, 0, None);
+            row.server = name.to_string();
+            row.active_flows = active_flows;
+            row.handshake_total_us = hist;
+            row
+        };
+        rec.servers = vec![
+            server("10.0.0.1:80", syn, 2, hs.summary()),
+            server("[2001:db8::1]:443", 1, 0, HistSummary::default()),
+        ];
+        serde_json::to_string(&rec).unwrap()
     }
 
     #[test]
@@ -554,14 +521,20 @@ mod tests {
         m.push_line("[1,2]");
         m.push_line(r#"{"type":"flow"}"#);
         m.push_line(r#"{"type":"alert"}"#);
+        // An interval record lacking its fields, and one of another layout version.
         m.push_line(r#"{"type":"interval"}"#);
-        m.push_line(
-            r#"{"type":"interval","start_ns":0,"end_ns":1,"tcp":{"syn":"x"},
-            "histograms":{"handshake_total_us":{"count":2,"hdr":"@@"}},
-            "servers":[{"server":"nowhere"}, 5]}"#,
-        );
+        let mut older: serde_json::Value =
+            serde_json::from_str(&record("a", 0, 1, &[], &[])).unwrap();
+        older["schema_version"] = 0.into();
+        m.push_line(&older.to_string());
+        // A whole record with an undecodable histogram and a bad server name.
+        let mut bad: IntervalRecord = serde_json::from_str(&record("a", 0, 1, &[10], &[])).unwrap();
+        bad.histograms.handshake_total_us.hdr = "@@".into();
+        bad.servers[0].server = "nowhere".into();
+        m.push_line(&serde_json::to_string(&bad).unwrap());
         let s = &m.stats;
         assert_eq!((s.malformed, s.flows, s.other, s.intervals), (3, 1, 1, 1));
+        assert_eq!(s.other_version, 1);
         assert_eq!((s.bad_hdr, s.bad_servers), (1, 1));
         assert_eq!(m.finish().len(), 1);
     }

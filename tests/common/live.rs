@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use tcpulse_core::schema::FlowRecord;
+
+use super::per_dir;
 
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -259,8 +261,8 @@ pub const PER_FLOW: [&str; 8] = [
     "syn",
 ];
 
-pub fn flow_key(f: &Value) -> String {
-    format!("{} {}", f["client"], f["server"])
+pub fn flow_key(f: &FlowRecord) -> String {
+    format!("{} {}", f.client, f.server)
 }
 
 /// Totals that do not depend on the packets' timing.
@@ -281,7 +283,7 @@ pub const TIMING_FREE: [&str; 8] = [
 /// a replay's pacing drifts under load, so the reference is a capture of the packets as the
 /// sender really sent them, not the original capture the replay paced from.
 pub fn assert_same_flows(live: &super::Run, reference: &super::Run) -> usize {
-    let by_key: HashMap<String, &Value> =
+    let by_key: HashMap<String, &FlowRecord> =
         reference.flows.iter().map(|f| (flow_key(f), f)).collect();
     let mut compared = 0;
     for f in &live.flows {
@@ -290,17 +292,17 @@ pub fn assert_same_flows(live: &super::Run, reference: &super::Run) -> usize {
             eprintln!("not in the reference: {key}");
             continue;
         };
-        if f["packets"] != o["packets"] {
+        if f.packets != o.packets {
             eprintln!(
-                "packets differ for {key}: live {} reference {}",
-                f["packets"], o["packets"]
+                "packets differ for {key}: live {:?} reference {:?}",
+                f.packets, o.packets
             );
             continue;
         }
         for name in PER_FLOW {
-            assert_eq!(f[name], o[name], "{key} {name}");
+            assert_eq!(per_dir(f, name), per_dir(o, name), "{key} {name}");
         }
-        assert_eq!(f["close"], o["close"], "{key} close");
+        assert_eq!(f.close, o.close, "{key} close");
         compared += 1;
     }
     compared
@@ -333,7 +335,7 @@ pub const SCHEDULING_DELAY_NS: u64 = 50_000_000;
 /// flow: 90 % of the differences within `tolerance_ns` (the receive-timestamp precision, which
 /// holds on a busy machine too), every one within [`SCHEDULING_DELAY_NS`].
 pub fn assert_times(live: &super::Run, reference: &super::Run, tolerance_ns: u64) {
-    let by_key: HashMap<String, &Value> =
+    let by_key: HashMap<String, &FlowRecord> =
         reference.flows.iter().map(|f| (flow_key(f), f)).collect();
     let mut diffs = Vec::new();
     for f in &live.flows {
@@ -341,8 +343,8 @@ pub fn assert_times(live: &super::Run, reference: &super::Run, tolerance_ns: u64
             continue;
         };
         if let (Some(a), Some(b)) = (
-            f["handshake"]["total_ns"].as_u64(),
-            r["handshake"]["total_ns"].as_u64(),
+            f.handshake.and_then(|h| h.total_ns),
+            r.handshake.and_then(|h| h.total_ns),
         ) {
             diffs.push(a.abs_diff(b));
         }

@@ -7,34 +7,67 @@ pub mod live;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
+use tcpulse_core::schema::counters::Counter;
+use tcpulse_core::schema::flow::PerDir;
+use tcpulse_core::schema::{FlowRecord, IntervalRecord, Record};
 
 pub fn shared_pcaps() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps")
 }
 
-/// Output of one `tcpulse analyze` run.
+/// Output of one `tcpulse analyze` run, read through the typed schema: a record lacking a
+/// field fails the test.
 pub struct Run {
-    pub intervals: Vec<Value>,
-    pub flows: Vec<Value>,
+    pub intervals: Vec<IntervalRecord>,
+    pub flows: Vec<FlowRecord>,
     pub stderr: String,
     pub code: i32,
+}
+
+/// The counter a record calls `name`; a name no record has fails the test.
+pub fn counter(name: &str) -> Counter {
+    Counter::from_name(name).unwrap_or_else(|| panic!("no counter `{name}`"))
+}
+
+/// A flow record's per-direction count `name` (`packets`, `retransmits`, `syn`, ...).
+pub fn per_dir(f: &FlowRecord, name: &str) -> PerDir<u64> {
+    let wide = |p: PerDir<u32>| PerDir {
+        c2s: u64::from(p.c2s),
+        s2c: u64::from(p.s2c),
+    };
+    match name {
+        "packets" => f.packets,
+        "payload_bytes" => f.payload_bytes,
+        "retransmits" => wide(f.retransmits),
+        "fast_retransmits" => wide(f.fast_retransmits),
+        "spurious_retransmits" => wide(f.spurious_retransmits),
+        "out_of_order" => wide(f.out_of_order),
+        "dup_acks" => wide(f.dup_acks),
+        "zero_window" => wide(f.zero_window),
+        "zero_window_probes" => wide(f.zero_window_probes),
+        "syn" => wide(f.syn),
+        "fin" => wide(f.fin),
+        "rst" => wide(f.rst),
+        other => panic!("flow records have no per-direction `{other}`"),
+    }
 }
 
 impl Run {
     /// Sum of `tcp.<name>` over all intervals.
     pub fn tcp_total(&self, name: &str) -> u64 {
-        self.intervals
-            .iter()
-            .map(|i| i["tcp"][name].as_u64().unwrap_or(0))
-            .sum()
+        let c = counter(name);
+        self.intervals.iter().map(|i| i.tcp.counters.get(c)).sum()
     }
 
     /// Sum of `capture.drops.<name>` over all intervals.
     pub fn drop_total(&self, name: &str) -> u64 {
         self.intervals
             .iter()
-            .map(|i| i["capture"]["drops"][name].as_u64().unwrap_or(0))
+            .map(|i| {
+                let named = i.capture.drops.named();
+                let found = named.iter().find(|(n, _)| *n == name);
+                found.unwrap_or_else(|| panic!("no drop reason `{name}`")).1
+            })
             .sum()
     }
 
@@ -54,10 +87,35 @@ impl Run {
             .sum()
     }
 
+    /// Sum of `capture.<name>` over all intervals.
     pub fn capture_total(&self, name: &str) -> u64 {
         self.intervals
             .iter()
-            .map(|i| i["capture"][name].as_u64().unwrap_or(0))
+            .map(|i| {
+                let c = &i.capture;
+                match name {
+                    "packets" => c.packets,
+                    "bytes" => c.bytes,
+                    "non_tcp" => c.non_tcp,
+                    "malformed" => c.malformed,
+                    "ts_backwards" => c.ts_backwards,
+                    "time_jumps" => c.time_jumps,
+                    other => panic!("no capture field `{other}`"),
+                }
+            })
+            .sum()
+    }
+
+    /// Sum of `capture.decode_errors.<name>` over all intervals.
+    pub fn decode_error_total(&self, name: &str) -> u64 {
+        self.intervals
+            .iter()
+            .map(|i| {
+                *i.capture
+                    .decode_errors
+                    .get(name)
+                    .unwrap_or_else(|| panic!("no decode error `{name}`"))
+            })
             .sum()
     }
 }
@@ -87,12 +145,10 @@ pub fn parse_output(stdout: &[u8], stderr: String, code: i32) -> Run {
         code,
     };
     for line in String::from_utf8_lossy(stdout).lines() {
-        let v: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line}: {e}"));
-        match v["type"].as_str() {
-            Some("interval") => run.intervals.push(v),
-            Some("flow") => run.flows.push(v),
-            other => panic!("unknown record type {other:?}"),
+        match Record::from_line(line) {
+            Ok(Record::Interval(r)) => run.intervals.push(*r),
+            Ok(Record::Flow(f)) => run.flows.push(f),
+            Err(e) => panic!("{e}: {line}"),
         }
     }
     run

@@ -6,7 +6,8 @@
 
 use super::seq_analysis::DirSeq;
 use crate::decode::Endpoint;
-use crate::schema::flow::{Close, FlowRecord, HandshakeRecord, PerDir};
+use crate::schema::flow::{Close, FlowRecord, HandshakeRecord, PerDir, Side};
+use crate::schema::SCHEMA_VERSION;
 
 /// Client→server is direction 0, server→client direction 1.
 pub const C2S: usize = 0;
@@ -158,7 +159,7 @@ impl FlowStats {
             s2c: f(&self.dir[S2C]),
         };
         FlowRecord {
-            kind: "flow",
+            schema_version: SCHEMA_VERSION,
             client,
             server,
             roles_guessed: conn.has(bit::ROLES_GUESSED),
@@ -191,9 +192,9 @@ impl FlowStats {
             rst: per(&|d| u32::from(d.rst)),
             fin_first: self.fin_first.map(|d| {
                 if d as usize == C2S {
-                    "client"
+                    Side::Client
                 } else {
-                    "server"
+                    Side::Server
                 }
             }),
             half_closed_stall: conn.has(bit::HALF_CLOSED_STALL),

@@ -775,7 +775,7 @@ mod tests {
         let f = &iv.flows[0];
         assert_eq!(f.close, Close::IdleTimeout);
         assert!(f.half_closed_stall);
-        assert_eq!(f.fin_first, Some("server"));
+        assert_eq!(f.fin_first, Some(crate::schema::flow::Side::Server));
         assert_eq!(iv.active_flows, 0);
     }
 

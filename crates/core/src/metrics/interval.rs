@@ -10,7 +10,10 @@ use crate::flow::servers::ServerSnapshot;
 use crate::schema::counters::{Counter, Counters};
 use crate::schema::flow::FlowRecord;
 use crate::schema::hist::{HistSummary, LatencyHist};
-use crate::schema::interval::{CaptureStats, HistogramsJson, IntervalRecord, ServerJson, TcpJson};
+use crate::schema::interval::{
+    CaptureStats, HistogramsRecord, IntervalRecord, ServerRecord, TcpRecord,
+};
+use crate::schema::SCHEMA_VERSION;
 
 /// One server summed over workers.
 #[derive(Default)]
@@ -90,7 +93,7 @@ pub fn merge_interval(
         .into_iter()
         .map(|key| {
             let s = &servers[&key];
-            ServerJson::new(
+            ServerRecord::new(
                 s.overflow,
                 key.1,
                 s.counters,
@@ -104,19 +107,19 @@ pub fn merge_interval(
     let mut capture = capture.clone();
     capture.drops = drops;
     let record = IntervalRecord {
-        kind: "interval",
+        schema_version: SCHEMA_VERSION,
         start_ns,
         end_ns,
         source: source.to_string(),
-        capture: capture.to_json(),
-        tcp: TcpJson::new(total, active_flows, half_open),
+        capture: capture.to_record(),
+        tcp: TcpRecord::new(total, active_flows, half_open),
         histograms: match hists {
-            Some(h) => HistogramsJson {
+            Some(h) => HistogramsRecord {
                 handshake_total_us: h.total.summary(),
                 syn_synack_us: h.syn_synack.summary(),
                 synack_ack_us: h.synack_ack.summary(),
             },
-            None => HistogramsJson {
+            None => HistogramsRecord {
                 handshake_total_us: HistSummary::default(),
                 syn_synack_us: HistSummary::default(),
                 synack_ack_us: HistSummary::default(),
@@ -126,6 +129,7 @@ pub fn merge_interval(
         servers_omitted,
         merged: None,
         sources: None,
+        sinks: None,
     };
     (record, flows)
 }

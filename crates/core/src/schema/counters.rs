@@ -1,6 +1,11 @@
 //! Named event counters, kept as one flat array so merging workers and servers is a loop and
 //! every counter reaches the JSON output under one stable name.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 macro_rules! counters {
@@ -15,6 +20,11 @@ macro_rules! counters {
             pub const ALL: &'static [Counter] = &[$(Counter::$name),*];
             pub fn name(self) -> &'static str {
                 match self { $(Counter::$name => stringify!($name)),* }
+            }
+
+            /// The counter of this name, as records write it.
+            pub fn from_name(name: &str) -> Option<Counter> {
+                match name { $(stringify!($name) => Some(Counter::$name),)* _ => None }
             }
         }
     };
@@ -78,19 +88,11 @@ impl Counters {
         self.0[c as usize]
     }
 
+    /// Adds `other`; saturating, since merged counters may come from records read back.
     pub fn merge(&mut self, other: &Counters) {
         for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
-    }
-
-    /// Counters read back by name (from a record); a name `value` does not know reads as 0.
-    pub fn from_named(value: impl Fn(&str) -> Option<u64>) -> Counters {
-        let mut c = Counters::default();
-        for &k in Counter::ALL {
-            c.0[k as usize] = value(k.name()).unwrap_or(0);
-        }
-        c
     }
 
     pub fn is_zero(&self) -> bool {
@@ -133,6 +135,66 @@ impl Serialize for Counters {
             map.serialize_entry(c.name(), &self.get(c))?;
         }
         map.end()
+    }
+}
+
+/// Records carry every counter by name, flattened into the object they belong to; reading one
+/// back needs every counter (a missing one is an error, never a 0). Other keys belong to the
+/// enclosing object and are passed over.
+impl<'de> Deserialize<'de> for Counters {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Named;
+        impl<'de> Visitor<'de> for Named {
+            type Value = Counters;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("every tcpulse counter by name")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Counters, A::Error> {
+                let mut c = Counters::default();
+                let mut seen = [false; N];
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match Counter::from_name(&key) {
+                        Some(k) => {
+                            c.0[k as usize] = map.next_value()?;
+                            seen[k as usize] = true;
+                        }
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                match Counter::ALL.iter().find(|k| !seen[**k as usize]) {
+                    Some(k) => Err(de::Error::missing_field(k.name())),
+                    None => Ok(c),
+                }
+            }
+        }
+        d.deserialize_map(Named)
+    }
+}
+
+impl JsonSchema for Counters {
+    fn schema_name() -> Cow<'static, str> {
+        "Counters".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let properties: serde_json::Map<String, serde_json::Value> = Counter::ALL
+            .iter()
+            .map(|c| {
+                let schema =
+                    serde_json::json!({"type": "integer", "format": "uint64", "minimum": 0});
+                (c.name().to_string(), schema)
+            })
+            .collect();
+        let required: Vec<&str> = Counter::ALL.iter().map(|c| c.name()).collect();
+        json_schema!({
+            "type": "object",
+            "properties": properties,
+            "required": required,
+        })
     }
 }
 

@@ -1,18 +1,19 @@
 //! The flow record emitted when a connection ends (see docs/schema.md).
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::decode::Endpoint;
 
 /// A value per direction: client→server and server→client.
-#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PerDir<T> {
     pub c2s: T,
     pub s2c: T,
 }
 
 /// How a flow ended.
-#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Close {
     /// Both sides sent FIN.
@@ -31,7 +32,7 @@ pub enum Close {
     PortReuse,
 }
 
-#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HandshakeRecord {
     /// SYN → SYN/ACK seen at the tap: the server side of the path plus the server's SYN handling.
     pub syn_synack_ns: Option<u64>,
@@ -43,10 +44,20 @@ pub struct HandshakeRecord {
     pub synack_retransmits: u32,
 }
 
-#[derive(Serialize, Clone, Debug, PartialEq)]
+/// A side of a connection.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// One connection, written when it ends (`"type": "flow"`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename = "flow")]
 pub struct FlowRecord {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
+    /// [`SCHEMA_VERSION`](super::SCHEMA_VERSION) when written.
+    pub schema_version: u32,
     pub client: Endpoint,
     pub server: Endpoint,
     /// True when no SYN told who the client is and the roles were guessed from the ports.
@@ -67,7 +78,7 @@ pub struct FlowRecord {
     pub fin: PerDir<u32>,
     pub rst: PerDir<u32>,
     /// Who sent the first FIN, when any.
-    pub fin_first: Option<&'static str>,
+    pub fin_first: Option<Side>,
     /// One side closed and the other kept it open past the stall threshold (CLOSE_WAIT suspect).
     pub half_closed_stall: bool,
     pub close: Close,

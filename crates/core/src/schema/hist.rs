@@ -4,7 +4,8 @@
 use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Highest value tracked: ten minutes in µs; larger values are clamped (and still counted).
 const MAX_US: u64 = 600_000_000;
@@ -111,8 +112,10 @@ impl LatencyHist {
     }
 }
 
-/// What the JSON carries for one histogram; all values in µs.
-#[derive(Serialize, Debug, Default, Clone, PartialEq)]
+/// What the JSON carries for one histogram; all values in µs. `hdr` is the HdrHistogram V2
+/// compressed form in base64 (empty when `count` is 0), which [`LatencyHist::from_base64`]
+/// reads back at the precision it was written with.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Default, Clone, PartialEq)]
 pub struct HistSummary {
     pub count: u64,
     pub min: u64,
@@ -123,6 +126,19 @@ pub struct HistSummary {
     pub p999: u64,
     pub max: u64,
     pub hdr: String,
+}
+
+impl HistSummary {
+    /// The histogram `hdr` stands for: `Ok(None)` when empty, `Err(())` when `hdr` does not
+    /// decode although `count` says there were values.
+    #[allow(clippy::result_unit_err)]
+    pub fn decode(&self) -> Result<Option<LatencyHist>, ()> {
+        match self.hdr.as_str() {
+            "" if self.count == 0 => Ok(None),
+            "" => Err(()),
+            text => LatencyHist::from_base64(text).map(Some).ok_or(()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::counters::Counters;
 use super::hist::{HistSummary, LatencyHist};
+use super::SCHEMA_VERSION;
 use crate::decode::{DecodeError, Endpoint};
 
 /// What the capture stage saw in one interval, before any flow analysis.
@@ -27,34 +29,56 @@ impl CaptureStats {
         self.decode[e.index()] += 1;
     }
 
+    /// Adds `other`; saturating, since merged statistics may come from records read back.
     pub fn merge(&mut self, other: &CaptureStats) {
-        self.packets += other.packets;
-        self.bytes += other.bytes;
+        self.packets = self.packets.saturating_add(other.packets);
+        self.bytes = self.bytes.saturating_add(other.bytes);
         for (a, b) in self.decode.iter_mut().zip(other.decode.iter()) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
-        self.ts_backwards += other.ts_backwards;
-        self.time_jumps += other.time_jumps;
+        self.ts_backwards = self.ts_backwards.saturating_add(other.ts_backwards);
+        self.time_jumps = self.time_jumps.saturating_add(other.time_jumps);
         self.drops.merge(&other.drops);
     }
 
+    /// The statistics a record's `capture` object carries. Decode errors of names this
+    /// version does not know are returned as their total, for the reader to report.
+    pub fn from_record(c: &CaptureRecord) -> (CaptureStats, u64) {
+        let mut stats = CaptureStats {
+            packets: c.packets,
+            bytes: c.bytes,
+            ts_backwards: c.ts_backwards,
+            time_jumps: c.time_jumps,
+            drops: c.drops.clone(),
+            ..CaptureStats::default()
+        };
+        let mut unknown = 0u64;
+        for (name, n) in &c.decode_errors {
+            match DecodeError::ALL.iter().find(|e| e.name() == name) {
+                Some(e) => stats.decode[e.index()] = *n,
+                None => unknown = unknown.saturating_add(*n),
+            }
+        }
+        (stats, unknown)
+    }
+
     /// The `capture` object of an interval record: reasons by name, and their two sums.
-    pub fn to_json(&self) -> CaptureJson {
+    pub fn to_record(&self) -> CaptureRecord {
         let sum = |malformed: bool| {
             DecodeError::ALL
                 .iter()
                 .filter(|e| e.is_malformed() == malformed)
                 .map(|e| self.decode[e.index()])
-                .sum()
+                .fold(0u64, u64::saturating_add)
         };
-        CaptureJson {
+        CaptureRecord {
             packets: self.packets,
             bytes: self.bytes,
             non_tcp: sum(false),
             malformed: sum(true),
             decode_errors: DecodeError::ALL
                 .iter()
-                .map(|e| (e.name(), self.decode[e.index()]))
+                .map(|e| (e.name().to_string(), self.decode[e.index()]))
                 .collect(),
             ts_backwards: self.ts_backwards,
             time_jumps: self.time_jumps,
@@ -64,9 +88,7 @@ impl CaptureStats {
 }
 
 /// The monitor's own losses. Offline analysis never drops; live capture fills the XDP fields.
-/// Read back by `tcpulse merge`: a field missing from older records reads as 0.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(default)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Drops {
     pub xdp_rx_dropped: u64,
     pub xdp_rx_ring_full: u64,
@@ -87,33 +109,55 @@ pub struct Drops {
 }
 
 impl Drops {
+    /// Every reason with its count, by the name records use.
+    pub fn named(&self) -> [(&'static str, u64); 9] {
+        [
+            ("xdp_rx_dropped", self.xdp_rx_dropped),
+            ("xdp_rx_ring_full", self.xdp_rx_ring_full),
+            ("xdp_fill_ring_empty", self.xdp_fill_ring_empty),
+            ("xdp_invalid_descs", self.xdp_invalid_descs),
+            ("af_packet_drops", self.af_packet_drops),
+            ("worker_ring_full", self.worker_ring_full),
+            ("flow_table_full", self.flow_table_full),
+            ("flow_probe_limit", self.flow_probe_limit),
+            ("reorder_overflow", self.reorder_overflow),
+        ]
+    }
+
+    /// Adds `o`; saturating, since merged drops may come from records read back.
     pub fn merge(&mut self, o: &Drops) {
-        self.xdp_rx_dropped += o.xdp_rx_dropped;
-        self.xdp_rx_ring_full += o.xdp_rx_ring_full;
-        self.xdp_fill_ring_empty += o.xdp_fill_ring_empty;
-        self.xdp_invalid_descs += o.xdp_invalid_descs;
-        self.af_packet_drops += o.af_packet_drops;
-        self.worker_ring_full += o.worker_ring_full;
-        self.flow_table_full += o.flow_table_full;
-        self.flow_probe_limit += o.flow_probe_limit;
-        self.reorder_overflow += o.reorder_overflow;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.xdp_rx_dropped, o.xdp_rx_dropped);
+        add(&mut self.xdp_rx_ring_full, o.xdp_rx_ring_full);
+        add(&mut self.xdp_fill_ring_empty, o.xdp_fill_ring_empty);
+        add(&mut self.xdp_invalid_descs, o.xdp_invalid_descs);
+        add(&mut self.af_packet_drops, o.af_packet_drops);
+        add(&mut self.worker_ring_full, o.worker_ring_full);
+        add(&mut self.flow_table_full, o.flow_table_full);
+        add(&mut self.flow_probe_limit, o.flow_probe_limit);
+        add(&mut self.reorder_overflow, o.reorder_overflow);
     }
 }
 
-#[derive(Serialize, Debug, Clone, PartialEq)]
-pub struct CaptureJson {
+/// `capture`: what reached the monitor, and what it could not use or lost.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+pub struct CaptureRecord {
     pub packets: u64,
     pub bytes: u64,
+    /// Frames that are not TCP (every non-malformed decode error).
     pub non_tcp: u64,
+    /// Frames cut or damaged (every malformed decode error).
     pub malformed: u64,
-    pub decode_errors: BTreeMap<&'static str, u64>,
+    /// Frames that decoded to no TCP record, by reason.
+    pub decode_errors: BTreeMap<String, u64>,
     pub ts_backwards: u64,
     pub time_jumps: u64,
     pub drops: Drops,
 }
 
-#[derive(Serialize, Debug, Clone, PartialEq)]
-pub struct TcpJson {
+/// `tcp`: the interval's counters over every server, with ratios and gauges.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+pub struct TcpRecord {
     #[serde(flatten)]
     pub counters: Counters,
     pub retransmit_ratio: f64,
@@ -122,15 +166,17 @@ pub struct TcpJson {
     pub half_open: u64,
 }
 
-#[derive(Serialize, Debug, Clone, PartialEq)]
-pub struct HistogramsJson {
+/// `histograms`: handshake times over every server, in µs.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+pub struct HistogramsRecord {
     pub handshake_total_us: HistSummary,
     pub syn_synack_us: HistSummary,
     pub synack_ack_us: HistSummary,
 }
 
-#[derive(Serialize, Debug, Clone, PartialEq)]
-pub struct ServerJson {
+/// One listed server.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+pub struct ServerRecord {
     /// `ip:port`, or `"other"` for the bucket of servers beyond the per-worker server limit.
     pub server: String,
     #[serde(flatten)]
@@ -142,30 +188,52 @@ pub struct ServerJson {
     pub handshake_total_us: HistSummary,
 }
 
-#[derive(Serialize, Debug, Clone, PartialEq)]
+/// What one destination got and lost, since the previous interval record it received
+/// (`tcpulse run`'s sinks, docs/sinks.md).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkCounts {
+    pub name: String,
+    /// Records that reached the destination.
+    pub delivered: u64,
+    /// Records given up: queue full, or a batch that failed every retry.
+    pub dropped: u64,
+    /// Attempts beyond the first for a batch.
+    pub retries: u64,
+    /// Failed attempts.
+    pub errors: u64,
+    /// The latest error if there was an error or a drop in between, else `null`.
+    pub last_error: Option<String>,
+}
+
+/// One interval of capture time (`"type": "interval"`).
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+#[serde(tag = "type", rename = "interval")]
 pub struct IntervalRecord {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
+    /// [`SCHEMA_VERSION`] when written.
+    pub schema_version: u32,
     pub start_ns: u64,
     pub end_ns: u64,
     pub source: String,
-    pub capture: CaptureJson,
-    pub tcp: TcpJson,
-    pub histograms: HistogramsJson,
-    pub servers: Vec<ServerJson>,
+    pub capture: CaptureRecord,
+    pub tcp: TcpRecord,
+    pub histograms: HistogramsRecord,
+    pub servers: Vec<ServerRecord>,
     /// Servers active in the interval but not listed (beyond the top-N).
     pub servers_omitted: u64,
     /// Written by `tcpulse merge` only: how many input records this one sums, and their
     /// sources (`source` then names them all, joined by ` + `).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sources: Option<Vec<String>>,
+    /// `tcpulse run` with sinks: each sink's deliveries and losses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sinks: Option<Vec<SinkCounts>>,
 }
 
-impl TcpJson {
+impl TcpRecord {
     pub fn new(counters: Counters, active_flows: u64, half_open: u64) -> Self {
-        TcpJson {
+        TcpRecord {
             counters,
             retransmit_ratio: round4(counters.retransmit_ratio()),
             backlog_pressure: round4(counters.backlog_pressure()),
@@ -175,7 +243,7 @@ impl TcpJson {
     }
 }
 
-impl ServerJson {
+impl ServerRecord {
     /// One server's row; `overflow` is the bucket of servers beyond the per-worker limit.
     pub fn new(
         overflow: bool,
@@ -185,7 +253,7 @@ impl ServerJson {
         active_flows: u64,
         hist: Option<&LatencyHist>,
     ) -> Self {
-        ServerJson {
+        ServerRecord {
             server: if overflow {
                 "other".to_string()
             } else {
@@ -197,6 +265,44 @@ impl ServerJson {
             backlog_pressure: round4(counters.backlog_pressure()),
             retransmit_ratio: round4(counters.retransmit_ratio()),
             handshake_total_us: hist.map(LatencyHist::summary).unwrap_or_default(),
+        }
+    }
+
+    /// The server this row is about: `Some(None)` for the `other` bucket, `None` when
+    /// `server` is neither `ip:port` nor `other`.
+    pub fn endpoint(&self) -> Option<Option<Endpoint>> {
+        if self.server == "other" {
+            return Some(None);
+        }
+        self.server.parse::<std::net::SocketAddr>().ok().map(|sa| {
+            Some(Endpoint {
+                addr: sa.ip().into(),
+                port: sa.port(),
+            })
+        })
+    }
+}
+
+impl IntervalRecord {
+    /// An empty record of this version.
+    pub fn new(start_ns: u64, end_ns: u64, source: String) -> Self {
+        IntervalRecord {
+            schema_version: SCHEMA_VERSION,
+            start_ns,
+            end_ns,
+            source,
+            capture: CaptureStats::default().to_record(),
+            tcp: TcpRecord::new(Counters::default(), 0, 0),
+            histograms: HistogramsRecord {
+                handshake_total_us: HistSummary::default(),
+                syn_synack_us: HistSummary::default(),
+                synack_ack_us: HistSummary::default(),
+            },
+            servers: Vec::new(),
+            servers_omitted: 0,
+            merged: None,
+            sources: None,
+            sinks: None,
         }
     }
 }

@@ -75,7 +75,7 @@ impl IntervalMerger {
                 merge_interval(start, end, &self.source, &capture, shares, &self.listing);
             // After a write error keep draining, so producers never block; report it at the
             // end. Sinks still get every record.
-            if let Err(e) = outputs.write(&record, &flows) {
+            if let Err(e) = outputs.write(record, flows) {
                 failed.get_or_insert(e);
             }
         }

@@ -10,7 +10,8 @@ use crate::sink::file::Rotation;
 use crate::sink::lane::Delivery;
 use crate::sink::set::{with_accounting, SinkWatch, SHUTDOWN_GRACE};
 use crate::sink::spec::Records;
-use crate::sink::{FileSink, JsonLines, Sink, SinkSet, SinkSpec, StdoutSink};
+use crate::sink::{FileSink, JsonLines, Outgoing, Sink, SinkSet, SinkSpec, StdoutSink};
+use tcpulse_core::schema::{FlowRecord, IntervalRecord, Record};
 
 /// Where a run's records go: `--output`, `--flows` and every `--sink`.
 #[derive(Clone, Debug, Default)]
@@ -119,37 +120,32 @@ impl Outputs {
 
     /// Writes or queues one interval record and its flow records. `Err`: a main output of
     /// `analyze` failed.
-    pub(crate) fn write<T: serde::Serialize, F: serde::Serialize>(
+    pub(crate) fn write(
         &mut self,
-        record: &T,
-        flows: &[F],
+        record: IntervalRecord,
+        flows: Vec<FlowRecord>,
     ) -> io::Result<()> {
-        let json = serde_json::to_string(record).map_err(io::Error::from)?;
         let totals = self.set.snapshot();
         let mut result = Ok(());
         if let Some(direct) = &mut self.direct {
-            let names = self.set.names();
-            result = if names.is_empty() {
-                direct.write_interval(&json)
-            } else {
-                direct.write_interval(&with_accounting(&json, names, &totals, &self.direct_base))
-            };
+            let accounted = with_accounting(&record, self.set.names(), &totals, &self.direct_base);
+            let json = serde_json::to_string(accounted.as_ref().unwrap_or(&record))
+                .map_err(io::Error::from)?;
+            result = direct.write_interval(&json);
             self.direct_base = totals.clone();
         }
         if !self.set.is_empty() {
-            self.set.send_interval(&Arc::from(json), &totals);
+            self.set.send_interval(&Arc::new(record), &totals);
         }
         let direct_flows = self.direct.as_ref().is_some_and(MainOutputs::wants_flows);
-        if direct_flows || self.set.wants_flows() {
-            for f in flows {
-                let json = serde_json::to_string(f).map_err(io::Error::from)?;
-                if let (Some(direct), true, true) = (&mut self.direct, direct_flows, result.is_ok())
-                {
-                    result = direct.write_flow(&json);
-                }
-                if self.set.wants_flows() {
-                    self.set.send_flow(&Arc::from(json));
-                }
+        let sink_flows = self.set.wants_flows();
+        for flow in flows.into_iter().filter(|_| direct_flows || sink_flows) {
+            let outgoing = Outgoing::new(Record::Flow(flow));
+            if let (Some(direct), true, true) = (&mut self.direct, direct_flows, result.is_ok()) {
+                result = direct.write_flow(&outgoing.json);
+            }
+            if sink_flows {
+                self.set.send_flow(outgoing);
             }
         }
         result

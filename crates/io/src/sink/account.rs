@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use tcpulse_core::schema::interval::SinkCounts;
 
 /// One sink's running totals at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,34 +23,17 @@ pub struct Totals {
 }
 
 /// One sink's entry in an interval record: what happened between two snapshots.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub name: String,
-    /// Records that reached the destination.
-    pub delivered: u64,
-    /// Records given up: queue full, or a batch that failed every retry.
-    pub dropped: u64,
-    /// Attempts beyond the first for a batch.
-    pub retries: u64,
-    /// Failed attempts.
-    pub errors: u64,
-    /// The latest error if there was an error or a drop in between, else `null`.
-    pub last_error: Option<String>,
-}
-
-impl Counts {
-    pub fn between(name: &str, now: &Totals, base: &Totals) -> Counts {
-        let failed = |t: &Totals| t.errors + t.dropped;
-        Counts {
-            name: name.to_string(),
-            delivered: now.delivered.saturating_sub(base.delivered),
-            dropped: now.dropped.saturating_sub(base.dropped),
-            retries: now.retries.saturating_sub(base.retries),
-            errors: now.errors.saturating_sub(base.errors),
-            last_error: (failed(now) > failed(base))
-                .then(|| now.last_error.as_deref().map(str::to_string))
-                .flatten(),
-        }
+pub fn counts_between(name: &str, now: &Totals, base: &Totals) -> SinkCounts {
+    let failed = |t: &Totals| t.errors + t.dropped;
+    SinkCounts {
+        name: name.to_string(),
+        delivered: now.delivered.saturating_sub(base.delivered),
+        dropped: now.dropped.saturating_sub(base.dropped),
+        retries: now.retries.saturating_sub(base.retries),
+        errors: now.errors.saturating_sub(base.errors),
+        last_error: (failed(now) > failed(base))
+            .then(|| now.last_error.as_deref().map(str::to_string))
+            .flatten(),
     }
 }
 
@@ -139,12 +122,12 @@ mod tests {
         let base = a.snapshot();
         a.failed("refused", true);
         a.dropped(2, None);
-        let e = Counts::between("x", &a.snapshot(), &base);
+        let e = counts_between("x", &a.snapshot(), &base);
         assert_eq!((e.delivered, e.dropped, e.retries, e.errors), (0, 2, 1, 1));
         assert_eq!(e.last_error.as_deref(), Some("refused"));
         let base = a.snapshot();
         a.delivered(4);
-        let e = Counts::between("x", &a.snapshot(), &base);
+        let e = counts_between("x", &a.snapshot(), &base);
         assert_eq!((e.delivered, e.last_error), (4, None));
     }
 }

@@ -13,10 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use tcpulse_core::schema::counters::{Counter, Counters};
+use tcpulse_core::schema::hist::HistSummary;
+use tcpulse_core::schema::IntervalRecord;
 
 use super::http::{post, status_error, Url};
-use super::{time, Kind, Record, Sink};
-use tcpulse_core::schema::counters::Counter;
+use super::{time, Outgoing, Sink};
 
 /// Where and how to insert.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,79 +119,97 @@ pub fn create_statements(database: &str, interval_table: &str, server_table: &st
 pub type Row = Map<String, Value>;
 
 /// The rows of one interval record: its totals row and one row per listed server.
-pub fn rows(record: &Value) -> Option<(Row, Vec<Row>)> {
-    let start_ns = record.get("start_ns")?.as_u64()?;
+pub fn rows(record: &IntervalRecord) -> (Row, Vec<Row>) {
+    let start_ns = record.start_ns;
     let secs = start_ns / 1_000_000_000;
     let mut head = Map::new();
     head.insert("date".into(), time::date(secs).into());
     head.insert("start".into(), time::date_time(secs).into());
     head.insert("start_ns".into(), start_ns.into());
-    head.insert("end_ns".into(), u64_of(record, "end_ns").into());
-    head.insert(
-        "source".into(),
-        record["source"].as_str().unwrap_or("").into(),
-    );
+    head.insert("end_ns".into(), record.end_ns.into());
+    head.insert("source".into(), record.source.as_str().into());
 
     let mut total = head.clone();
-    let capture = &record["capture"];
-    for name in &CAPTURE[..CAPTURE.len() - 1] {
-        total.insert(format!("capture_{name}"), u64_of(capture, name).into());
+    let c = &record.capture;
+    for (name, n) in [
+        ("packets", c.packets),
+        ("bytes", c.bytes),
+        ("non_tcp", c.non_tcp),
+        ("malformed", c.malformed),
+    ] {
+        total.insert(format!("capture_{name}"), n.into());
     }
-    let drops: u64 = capture["drops"].as_object().map_or(0, |d| {
-        d.iter()
-            .filter(|(k, _)| *k != "reorder_overflow")
-            .filter_map(|(_, v)| v.as_u64())
-            .sum()
-    });
+    let d = &c.drops;
+    // The monitor's own losses: everything but `reorder_overflow`, which loses nothing.
+    let drops = [
+        d.xdp_rx_dropped,
+        d.xdp_rx_ring_full,
+        d.xdp_fill_ring_empty,
+        d.xdp_invalid_descs,
+        d.af_packet_drops,
+        d.worker_ring_full,
+        d.flow_table_full,
+        d.flow_probe_limit,
+    ]
+    .into_iter()
+    .fold(0u64, u64::saturating_add);
     total.insert("capture_drops".into(), drops.into());
+    let t = &record.tcp;
+    let gauges = [
+        t.retransmit_ratio.into(),
+        t.backlog_pressure.into(),
+        t.active_flows.into(),
+        t.half_open.into(),
+    ];
     measures(
         &mut total,
-        &record["tcp"],
-        &record["histograms"]["handshake_total_us"],
+        &t.counters,
+        gauges,
+        &record.histograms.handshake_total_us,
     );
-    total.insert(
-        "servers_omitted".into(),
-        u64_of(record, "servers_omitted").into(),
-    );
+    total.insert("servers_omitted".into(), record.servers_omitted.into());
 
-    let servers = record["servers"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|s| {
-                    let mut row = head.clone();
-                    row.insert("server".into(), s["server"].as_str().unwrap_or("").into());
-                    measures(&mut row, s, &s["handshake_total_us"]);
-                    row
-                })
-                .collect()
+    let servers = record
+        .servers
+        .iter()
+        .map(|s| {
+            let mut row = head.clone();
+            row.insert("server".into(), s.server.as_str().into());
+            let gauges = [
+                s.retransmit_ratio.into(),
+                s.backlog_pressure.into(),
+                s.active_flows.into(),
+                s.half_open.into(),
+            ];
+            measures(&mut row, &s.counters, gauges, &s.handshake_total_us);
+            row
         })
-        .unwrap_or_default();
-    Some((total, servers))
+        .collect();
+    (total, servers)
 }
 
-/// Counters, gauges and the histogram summary, the same in both tables.
-fn measures(row: &mut Map<String, Value>, counters: &Value, hist: &Value) {
-    for c in Counter::ALL {
-        row.insert(c.name().into(), u64_of(counters, c.name()).into());
+/// Counters, gauges (in [`GAUGES`] order) and the histogram summary, the same in both tables.
+fn measures(row: &mut Row, counters: &Counters, gauges: [Value; 4], hist: &HistSummary) {
+    for &c in Counter::ALL {
+        row.insert(c.name().into(), counters.get(c).into());
     }
-    for &(name, ty) in GAUGES.iter() {
-        row.insert(name.into(), typed(&counters[name], ty));
+    for (&(name, _), value) in GAUGES.iter().zip(gauges) {
+        row.insert(name.into(), value);
     }
-    for &(name, ty) in HISTOGRAM {
-        row.insert(format!("handshake_{name}"), typed(&hist[name], ty));
-    }
-}
-
-fn u64_of(v: &Value, name: &str) -> u64 {
-    v[name].as_u64().unwrap_or(0)
-}
-
-fn typed(v: &Value, ty: &str) -> Value {
-    match ty {
-        "Float64" => v.as_f64().unwrap_or(0.0).into(),
-        "String" => v.as_str().unwrap_or("").into(),
-        _ => v.as_u64().unwrap_or(0).into(),
+    let h = hist;
+    let summary: [(&str, Value); 9] = [
+        ("count", h.count.into()),
+        ("min", h.min.into()),
+        ("mean", h.mean.into()),
+        ("p50", h.p50.into()),
+        ("p90", h.p90.into()),
+        ("p99", h.p99.into()),
+        ("p999", h.p999.into()),
+        ("max", h.max.into()),
+        ("hdr", h.hdr.as_str().into()),
+    ];
+    for (name, value) in summary {
+        row.insert(format!("handshake_{name}"), value);
     }
 }
 
@@ -283,7 +303,7 @@ impl Sink for ClickHouseSink {
         )
     }
 
-    fn deliver(&mut self, records: &[Record]) -> io::Result<()> {
+    fn deliver(&mut self, records: &[Outgoing]) -> io::Result<()> {
         if self.target.create_tables && !self.created {
             let t = &self.target;
             for statement in create_statements(&t.database, &t.interval_table, &t.server_table) {
@@ -292,12 +312,10 @@ impl Sink for ClickHouseSink {
             self.created = true;
         }
         let (mut totals, mut servers) = (Vec::new(), Vec::new());
-        for r in records.iter().filter(|r| r.kind == Kind::Interval) {
-            let value: Value = serde_json::from_str(&r.json).map_err(io::Error::from)?;
-            if let Some((total, per_server)) = rows(&value) {
-                totals.push(total);
-                servers.extend(per_server);
-            }
+        for record in records.iter().filter_map(Outgoing::interval) {
+            let (total, per_server) = rows(record);
+            totals.push(total);
+            servers.extend(per_server);
         }
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
             return Ok(());
@@ -353,17 +371,36 @@ mod tests {
 
     #[test]
     fn rows_carry_every_column_of_their_table() {
-        let record: Value = serde_json::from_str(
-            r#"{"type":"interval","start_ns":1700000000000000000,"end_ns":1700000001000000000,
-            "source":"eth0","capture":{"packets":5,"bytes":300,"non_tcp":1,"malformed":0,
-            "drops":{"xdp_rx_dropped":2,"reorder_overflow":7}},
-            "tcp":{"syn":3,"handshakes":2,"retransmit_ratio":0.5},
-            "histograms":{"handshake_total_us":{"count":2,"p50":40,"hdr":"HIST"}},
-            "servers":[{"server":"10.0.0.1:80","syn":3,"handshake_total_us":{"count":2}}],
-            "servers_omitted":0}"#,
-        )
-        .unwrap();
-        let (total, servers) = rows(&record).unwrap();
+        let mut record = IntervalRecord::new(
+            1_700_000_000_000_000_000,
+            1_700_000_001_000_000_000,
+            "eth0".into(),
+        );
+        record.capture.packets = 5;
+        record.capture.bytes = 300;
+        record.capture.non_tcp = 1;
+        record.capture.drops.xdp_rx_dropped = 2;
+        record.capture.drops.reorder_overflow = 7;
+        record.tcp.counters.add(Counter::syn, 3);
+        record.tcp.counters.add(Counter::handshakes, 2);
+        record.tcp.retransmit_ratio = 0.5;
+        record.histograms.handshake_total_us.count = 2;
+        record.histograms.handshake_total_us.p50 = 40;
+        record.histograms.handshake_total_us.hdr = "HIST".into();
+        let mut counters = Counters::default();
+        counters.add(Counter::syn, 3);
+        let mut server = tcpulse_core::schema::interval::ServerRecord::new(
+            false,
+            tcpulse_core::decode::Endpoint::default(),
+            counters,
+            0,
+            0,
+            None,
+        );
+        server.server = "10.0.0.1:80".into();
+        server.handshake_total_us.count = 2;
+        record.servers.push(server);
+        let (total, servers) = rows(&record);
         let names = |servers: bool| -> Vec<String> {
             columns(servers).into_iter().map(|(n, _)| n).collect()
         };

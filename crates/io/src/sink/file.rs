@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{time, Record, Sink};
+use super::{time, Outgoing, Sink};
 
 /// When a file is renamed aside and a new one started.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -137,7 +137,7 @@ impl Sink for FileSink {
         format!("file:{}", self.path.display())
     }
 
-    fn deliver(&mut self, records: &[Record]) -> io::Result<()> {
+    fn deliver(&mut self, records: &[Outgoing]) -> io::Result<()> {
         self.buf.clear();
         for r in records {
             self.buf.extend_from_slice(r.json.as_bytes());
@@ -190,11 +190,16 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::sink::Kind;
+    use tcpulse_core::schema::{IntervalRecord, Record};
 
-    fn record(text: &str) -> Record {
-        Record {
-            kind: Kind::Interval,
+    /// A record whose line is `text` (the sink writes lines, whatever record they are).
+    fn record(text: &str) -> Outgoing {
+        Outgoing {
+            record: Arc::new(Record::Interval(Box::new(IntervalRecord::new(
+                0,
+                0,
+                String::new(),
+            )))),
             json: Arc::from(text),
         }
     }

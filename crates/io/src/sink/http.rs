@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use super::{Record, Sink};
+use super::{Outgoing, Sink};
 
 /// Most of a response we read (status line, headers, an error body to quote).
 const MAX_RESPONSE: u64 = 64 * 1024;
@@ -171,7 +171,7 @@ impl Sink for HttpSink {
         self.text.clone()
     }
 
-    fn deliver(&mut self, records: &[Record]) -> io::Result<()> {
+    fn deliver(&mut self, records: &[Outgoing]) -> io::Result<()> {
         self.buf.clear();
         for r in records {
             self.buf.extend_from_slice(r.json.as_bytes());
@@ -193,7 +193,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::sink::Kind;
+    use tcpulse_core::schema::{IntervalRecord, Record};
 
     #[test]
     fn urls() {
@@ -230,10 +230,15 @@ mod tests {
             String::from_utf8(got).unwrap()
         });
         let mut sink = HttpSink::new(&url, Duration::from_secs(5)).unwrap();
-        let records: Vec<Record> = ["{\"a\":1}", "{\"b\":2}"]
+        let empty = Arc::new(Record::Interval(Box::new(IntervalRecord::new(
+            0,
+            0,
+            String::new(),
+        ))));
+        let records: Vec<Outgoing> = ["{\"a\":1}", "{\"b\":2}"]
             .iter()
-            .map(|t| Record {
-                kind: Kind::Interval,
+            .map(|t| Outgoing {
+                record: empty.clone(),
                 json: Arc::from(*t),
             })
             .collect();

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
+use tcpulse_core::schema::{IntervalRecord, Record};
+
 use super::account::{Account, Totals};
 use super::set::with_accounting;
-use super::{reopen_generation, Record, Sink};
+use super::{reopen_generation, Outgoing, Sink};
 
 /// How a sink's queue and retries behave (`queue`, `batch`, `retries`, `backoff` options).
 #[derive(Clone, Debug, PartialEq)]
@@ -43,11 +45,11 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often an idle sink thread looks for a SIGHUP.
 const TICK: Duration = Duration::from_millis(100);
 
-/// A record on its way to one sink; an interval record comes with every sink's totals at the
-/// time it was built, which its `"sinks"` part is made from.
-struct Item {
-    record: Record,
-    totals: Option<Arc<[Totals]>>,
+/// A record on its way to one sink. An interval record comes with every sink's totals at the
+/// time it was built, which the sink's thread makes its `sinks` part from, and serialises.
+enum Item {
+    Ready(Outgoing),
+    Interval(Arc<IntervalRecord>, Arc<[Totals]>),
 }
 
 /// When the run ends: sinks get until this deadline to deliver what is queued.
@@ -113,10 +115,19 @@ impl Lane {
         })
     }
 
-    /// Queues a record; a full queue drops it (and counts it).
-    pub fn offer(&self, record: Record, totals: Option<Arc<[Totals]>>) {
+    /// Queues a serialised record; a full queue drops it (and counts it).
+    pub fn offer(&self, record: Outgoing) {
+        self.queue(Item::Ready(record));
+    }
+
+    /// Queues an interval record that still needs its `sinks` part.
+    pub fn offer_interval(&self, record: Arc<IntervalRecord>, totals: Arc<[Totals]>) {
+        self.queue(Item::Interval(record, totals));
+    }
+
+    fn queue(&self, item: Item) {
         let Some(tx) = &self.tx else { return };
-        let why = match tx.try_send(Item { record, totals }) {
+        let why = match tx.try_send(item) {
             Ok(()) => return,
             Err(TrySendError::Full(_)) => "queue full (the sink is slower than the records)",
             Err(TrySendError::Disconnected(_)) => "the sink's thread has ended",
@@ -148,7 +159,7 @@ impl Worker {
     fn run(mut self, rx: &Receiver<Item>) {
         let mut applied = reopen_generation();
         let mut items: Vec<Item> = Vec::with_capacity(self.delivery.batch);
-        let mut records: Vec<Record> = Vec::with_capacity(self.delivery.batch);
+        let mut records: Vec<Outgoing> = Vec::with_capacity(self.delivery.batch);
         // After the run ends, a sink that still fails gets no more attempts: what is left
         // is dropped at once, so a dead collector cannot hold up the exit batch after batch.
         let mut failed_late = false;
@@ -173,9 +184,9 @@ impl Worker {
             // batch, the first since the last one delivered.
             let mut base = self.base.clone();
             for item in &items {
-                records.push(match &item.totals {
-                    Some(totals) => self.account_for(&item.record, totals, &mut base),
-                    None => item.record.clone(),
+                records.push(match item {
+                    Item::Interval(record, totals) => self.account_for(record, totals, &mut base),
+                    Item::Ready(record) => record.clone(),
                 });
             }
             let n = records.len() as u64;
@@ -201,20 +212,25 @@ impl Worker {
         }
     }
 
-    /// `record` with its `"sinks"` part: `totals` minus `base`; `base` moves to `totals`.
-    fn account_for(&self, record: &Record, totals: &[Totals], base: &mut Vec<Totals>) -> Record {
+    /// `record` with its `sinks` part (`totals` minus `base`), serialised; `base` moves to
+    /// `totals`.
+    fn account_for(
+        &self,
+        record: &IntervalRecord,
+        totals: &[Totals],
+        base: &mut Vec<Totals>,
+    ) -> Outgoing {
         let names = self.names.get().map_or(&[][..], Vec::as_slice);
         base.resize(totals.len(), Totals::default());
-        let text = with_accounting(&record.json, names, totals, base);
+        let accounted = with_accounting(record, names, totals, base);
         base.clone_from_slice(totals);
-        Record {
-            kind: record.kind,
-            json: Arc::from(text),
-        }
+        Outgoing::new(Record::Interval(
+            accounted.unwrap_or_else(|| record.clone()).into(),
+        ))
     }
 
     /// One batch: the first attempt and up to `retries` more; true when it arrived.
-    fn deliver(&mut self, records: &[Record]) -> bool {
+    fn deliver(&mut self, records: &[Outgoing]) -> bool {
         let mut attempt = 0;
         loop {
             let error = match self.sink.deliver(records) {

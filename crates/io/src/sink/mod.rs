@@ -1,4 +1,4 @@
-//! Where records go. The merger serialises each record once, as a [`Record`]; a [`SinkSet`]
+//! Where records go. The merger serialises each record once, as an [`Outgoing`]; a [`SinkSet`]
 //! hands it to every configured [`Sink`] through a bounded queue per sink, and each sink
 //! delivers on a thread of its own, in batches, with bounded retries (`set.rs`, `lane.rs`). A
 //! full queue or a failed batch is dropped and counted (`account.rs`), never waited for, so a
@@ -27,26 +27,40 @@ use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
 use serde::Serialize;
+use tcpulse_core::schema::{IntervalRecord, Record};
 
-pub use account::Counts;
 pub use file::FileSink;
 pub use set::SinkSet;
 pub use spec::{SinkKind, SinkSpec};
 pub use stdout::StdoutSink;
 
-/// Which record a [`Record`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Interval,
-    Flow,
+/// One record as it leaves the process: the typed record and its JSON line (one line, no
+/// newline), both shared by every sink it goes to. An interval record a sink gets carries that
+/// sink's own `sinks` part in both.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub record: Arc<Record>,
+    pub json: Arc<str>,
 }
 
-/// One record as it leaves the process: its kind and its JSON text (one line, no newline),
-/// shared by every sink it goes to.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub kind: Kind,
-    pub json: Arc<str>,
+impl Outgoing {
+    /// Serialises `record` once.
+    pub fn new(record: Record) -> Outgoing {
+        // Records hold plain numbers, strings and lists: serialising them cannot fail.
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        Outgoing {
+            record: Arc::new(record),
+            json: Arc::from(json),
+        }
+    }
+
+    /// The interval record, if that is what this is.
+    pub fn interval(&self) -> Option<&IntervalRecord> {
+        match &*self.record {
+            Record::Interval(r) => Some(r),
+            Record::Flow(_) => None,
+        }
+    }
 }
 
 /// A destination for records. It runs on a thread of its own, so it may block and fail.
@@ -57,7 +71,7 @@ pub trait Sink: Send {
 
     /// Delivers `records`, in order. An error means none of them is known to have arrived:
     /// the caller retries the batch with backoff, then drops and counts it.
-    fn deliver(&mut self, records: &[Record]) -> io::Result<()>;
+    fn deliver(&mut self, records: &[Outgoing]) -> io::Result<()>;
 
     /// Reopens what can be reopened (files after logrotate moved them: SIGHUP).
     fn reopen(&mut self) -> io::Result<()> {

@@ -16,10 +16,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use super::{Kind, Record, Sink};
+use tcpulse_core::schema::counters::Counter;
 use tcpulse_core::schema::hist::LatencyHist;
+use tcpulse_core::schema::IntervalRecord;
+
+use super::{Outgoing, Sink};
 
 /// Upper bounds of the latency buckets, microseconds (10 µs to 10 s).
 pub const LATENCY_BUCKETS_US: [u64; 19] = [
@@ -29,14 +30,6 @@ pub const LATENCY_BUCKETS_US: [u64; 19] = [
 
 /// Upper bounds of the retransmit-ratio buckets (one observation per server and interval).
 const RATIO_BUCKETS: [f64; 9] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5];
-
-/// Fields of `tcp` and of server rows that are gauges (the last interval's), not counters.
-const GAUGES: [&str; 4] = [
-    "active_flows",
-    "half_open",
-    "backlog_pressure",
-    "retransmit_ratio",
-];
 
 /// Interval histograms and the metric each feeds.
 const LATENCIES: [(&str, &str, &str); 3] = [
@@ -112,7 +105,6 @@ struct State {
     servers: HashSet<String>,
     max_servers: usize,
     intervals: u64,
-    bad_records: u64,
 }
 
 fn label(name: &str, value: &str) -> String {
@@ -154,78 +146,79 @@ impl State {
         label("server", "other")
     }
 
-    fn observe(&mut self, rec: &Value) {
+    fn observe(&mut self, rec: &IntervalRecord) {
         self.intervals += 1;
-        if let Some(end) = rec["end_ns"].as_u64() {
-            self.set(
-                "tcpulse_last_interval_end_seconds".into(),
-                String::new(),
-                end as f64 / 1e9,
+        self.set(
+            "tcpulse_last_interval_end_seconds".into(),
+            String::new(),
+            rec.end_ns as f64 / 1e9,
+        );
+        let capture = &rec.capture;
+        self.add(
+            "tcpulse_capture_packets_total".into(),
+            String::new(),
+            capture.packets as f64,
+        );
+        self.add(
+            "tcpulse_capture_bytes_total".into(),
+            String::new(),
+            capture.bytes as f64,
+        );
+        for (reason, n) in &capture.decode_errors {
+            let metric = "tcpulse_decode_errors_total".to_string();
+            self.add(metric, label("reason", reason), *n as f64);
+        }
+        for (reason, n) in capture.drops.named() {
+            self.add(
+                "tcpulse_drops_total".into(),
+                label("reason", reason),
+                n as f64,
             );
         }
-        let capture = &rec["capture"];
-        for (field, metric) in [
-            ("packets", "tcpulse_capture_packets_total"),
-            ("bytes", "tcpulse_capture_bytes_total"),
-        ] {
-            let n = capture[field].as_f64().unwrap_or(0.0);
-            self.add(metric.into(), String::new(), n);
+        let tcp = &rec.tcp;
+        for &c in Counter::ALL {
+            let n = tcp.counters.get(c) as f64;
+            self.add(format!("tcpulse_{}_total", c.name()), String::new(), n);
         }
-        for (group, metric) in [
-            ("decode_errors", "tcpulse_decode_errors_total"),
-            ("drops", "tcpulse_drops_total"),
-        ] {
-            if let Some(map) = capture[group].as_object() {
-                for (reason, n) in map {
-                    let n = n.as_f64().unwrap_or(0.0);
-                    self.add(metric.into(), label("reason", reason), n);
-                }
-            }
+        let gauges = [
+            ("active_flows", tcp.active_flows as f64),
+            ("half_open", tcp.half_open as f64),
+            ("backlog_pressure", tcp.backlog_pressure),
+            ("retransmit_ratio", tcp.retransmit_ratio),
+        ];
+        for (name, v) in gauges {
+            self.set(format!("tcpulse_{name}"), String::new(), v);
         }
-        if let Some(tcp) = rec["tcp"].as_object() {
-            for (name, v) in tcp {
-                let Some(v) = v.as_f64() else { continue };
-                if GAUGES.contains(&name.as_str()) {
-                    self.set(format!("tcpulse_{name}"), String::new(), v);
-                } else {
-                    self.add(format!("tcpulse_{name}_total"), String::new(), v);
-                }
-            }
-        }
-        for (field, metric, help) in LATENCIES {
-            if let Some(h) = rec["histograms"][field]["hdr"]
-                .as_str()
-                .and_then(LatencyHist::from_base64)
-            {
-                self.help.insert(metric.into(), help.into());
+        let h = &rec.histograms;
+        let summaries = [&h.handshake_total_us, &h.syn_synack_us, &h.synack_ack_us];
+        for ((field, metric, help), summary) in LATENCIES.iter().zip(summaries) {
+            debug_assert!(field.ends_with("_us"));
+            if let Ok(Some(h)) = summary.decode() {
+                self.help.insert((*metric).into(), (*help).into());
                 self.latencies
-                    .entry(metric.into())
+                    .entry((*metric).into())
                     .or_default()
                     .entry(String::new())
                     .or_insert_with(|| Buckets::new(LATENCY_BUCKETS_US.len()))
                     .add_hist(&h);
             }
         }
-        for row in rec["servers"].as_array().into_iter().flatten() {
-            let Some(name) = row["server"].as_str() else {
-                continue;
-            };
-            let server = self.server_label(name);
-            let Some(fields) = row.as_object() else {
-                continue;
-            };
-            for (field, v) in fields {
-                let Some(v) = v.as_f64() else { continue };
-                if GAUGES.contains(&field.as_str()) {
-                    self.set(format!("tcpulse_server_{field}"), server.clone(), v);
-                } else {
-                    self.add(format!("tcpulse_server_{field}_total"), server.clone(), v);
-                }
+        for row in &rec.servers {
+            let server = self.server_label(&row.server);
+            for &c in Counter::ALL {
+                let metric = format!("tcpulse_server_{}_total", c.name());
+                self.add(metric, server.clone(), row.counters.get(c) as f64);
             }
-            if let Some(h) = row["handshake_total_us"]["hdr"]
-                .as_str()
-                .and_then(LatencyHist::from_base64)
-            {
+            let gauges = [
+                ("active_flows", row.active_flows as f64),
+                ("half_open", row.half_open as f64),
+                ("backlog_pressure", row.backlog_pressure),
+                ("retransmit_ratio", row.retransmit_ratio),
+            ];
+            for (name, v) in gauges {
+                self.set(format!("tcpulse_server_{name}"), server.clone(), v);
+            }
+            if let Ok(Some(h)) = row.handshake_total_us.decode() {
                 self.latencies
                     .entry("tcpulse_server_handshake_seconds".into())
                     .or_default()
@@ -233,13 +226,11 @@ impl State {
                     .or_insert_with(|| Buckets::new(LATENCY_BUCKETS_US.len()))
                     .add_hist(&h);
             }
-            if row["data_segments"].as_u64().unwrap_or(0) > 0 {
-                if let Some(r) = row["retransmit_ratio"].as_f64() {
-                    self.ratios
-                        .entry(server)
-                        .or_insert_with(|| Buckets::new(RATIO_BUCKETS.len()))
-                        .add_ratio(r);
-                }
+            if row.counters.get(Counter::data_segments) > 0 {
+                self.ratios
+                    .entry(server)
+                    .or_insert_with(|| Buckets::new(RATIO_BUCKETS.len()))
+                    .add_ratio(row.retransmit_ratio);
             }
         }
     }
@@ -256,10 +247,8 @@ impl State {
         let _ = writeln!(
             out,
             "# HELP tcpulse_intervals_total Interval records received.\n\
-             # TYPE tcpulse_intervals_total counter\ntcpulse_intervals_total {}\n\
-             # HELP tcpulse_bad_records_total Interval records that were not valid JSON.\n\
-             # TYPE tcpulse_bad_records_total counter\ntcpulse_bad_records_total {}",
-            self.intervals, self.bad_records
+             # TYPE tcpulse_intervals_total counter\ntcpulse_intervals_total {}",
+            self.intervals
         );
         for (kind, family) in [("counter", &self.counters), ("gauge", &self.gauges)] {
             for (metric, values) in family {
@@ -365,13 +354,10 @@ impl Sink for PrometheusSink {
         format!("prometheus:{}", self.addr)
     }
 
-    fn deliver(&mut self, records: &[Record]) -> io::Result<()> {
+    fn deliver(&mut self, records: &[Outgoing]) -> io::Result<()> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        for r in records.iter().filter(|r| r.kind == Kind::Interval) {
-            match serde_json::from_str::<Value>(&r.json) {
-                Ok(v) => state.observe(&v),
-                Err(_) => state.bad_records += 1,
-            }
+        for record in records.iter().filter_map(Outgoing::interval) {
+            state.observe(record);
         }
         Ok(())
     }
@@ -439,6 +425,7 @@ fn answer(conn: &mut TcpStream, state: &Mutex<State>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tcpulse_core::schema::hist::HistSummary;
 
     fn hist_of(values_us: &[u64]) -> String {
         let mut h = LatencyHist::default();
@@ -448,29 +435,45 @@ mod tests {
         h.summary().hdr
     }
 
-    fn record(handshakes: u64, servers: &[(&str, u64)], hdr: &str) -> Record {
-        let rows: Vec<Value> = servers
-            .iter()
-            .map(|(s, syn)| {
-                serde_json::json!({
-                    "server": s, "syn": syn, "handshakes": 1, "active_flows": 3,
-                    "backlog_pressure": 0.5, "retransmit_ratio": 0.01, "data_segments": 10,
-                    "handshake_total_us": { "count": 1, "hdr": hdr },
-                })
-            })
-            .collect();
-        let v = serde_json::json!({
-            "type": "interval", "start_ns": 0, "end_ns": 1_000_000_000u64,
-            "capture": { "packets": 10, "bytes": 1000, "decode_errors": { "malformed_tcp": 1 },
-                         "drops": { "worker_ring_full": 0 } },
-            "tcp": { "handshakes": handshakes, "syn": 4, "active_flows": 7, "backlog_pressure": 0.25 },
-            "histograms": { "handshake_total_us": { "count": 3, "hdr": hdr } },
-            "servers": rows,
-        });
-        Record {
-            kind: Kind::Interval,
-            json: v.to_string().into(),
+    fn record(handshakes: u64, servers: &[(&str, u64)], hdr: &str) -> Outgoing {
+        use tcpulse_core::schema::counters::Counters;
+        use tcpulse_core::schema::interval::ServerRecord;
+        use tcpulse_core::schema::Record;
+
+        let summary = |count: u64| HistSummary {
+            count,
+            hdr: hdr.to_string(),
+            ..HistSummary::default()
+        };
+        let mut rec = IntervalRecord::new(0, 1_000_000_000, String::new());
+        rec.capture.packets = 10;
+        rec.capture.bytes = 1000;
+        rec.capture.decode_errors.insert("malformed_tcp".into(), 1);
+        rec.tcp.counters.add(Counter::handshakes, handshakes);
+        rec.tcp.counters.add(Counter::syn, 4);
+        rec.tcp.active_flows = 7;
+        rec.tcp.backlog_pressure = 0.25;
+        rec.histograms.handshake_total_us = summary(3);
+        for (server, syn) in servers {
+            let mut counters = Counters::default();
+            counters.add(Counter::syn, *syn);
+            counters.add(Counter::handshakes, 1);
+            counters.add(Counter::data_segments, 10);
+            let mut row = ServerRecord::new(
+                false,
+                tcpulse_core::decode::Endpoint::default(),
+                counters,
+                0,
+                3,
+                None,
+            );
+            row.server = (*server).to_string();
+            row.backlog_pressure = 0.5;
+            row.retransmit_ratio = 0.01;
+            row.handshake_total_us = summary(1);
+            rec.servers.push(row);
         }
+        Outgoing::new(Record::Interval(Box::new(rec)))
     }
 
     fn value(text: &str, series: &str) -> f64 {
@@ -573,11 +576,5 @@ mod tests {
         assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
         assert!(ok.contains("tcpulse_handshakes_total 2"), "{ok}");
         assert!(get("/").starts_with("HTTP/1.1 404"));
-        let bad = Record {
-            kind: Kind::Interval,
-            json: "not json".into(),
-        };
-        sink.deliver(&[bad]).unwrap();
-        assert_eq!(value(&sink.render(), "tcpulse_bad_records_total"), 1.0);
     }
 }

@@ -6,9 +6,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::account::{Account, Counts, Totals};
+use tcpulse_core::schema::interval::SinkCounts;
+use tcpulse_core::schema::IntervalRecord;
+
+use super::account::{counts_between, Account, Totals};
 use super::lane::{Delivery, Lane, Shutdown};
-use super::{Kind, Record, Sink};
+use super::{Outgoing, Sink};
 
 /// How long sinks get, once the run ends, to deliver what is queued (retries included).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -34,21 +37,26 @@ impl SinkWatch {
     }
 }
 
-/// `json` (an interval record without `"sinks"`) with `"sinks"`: for each sink, `now` minus
-/// `base`.
-pub fn with_accounting(json: &str, names: &[String], now: &[Totals], base: &[Totals]) -> String {
-    let counts: Vec<Counts> = names
+/// `record` (an interval record) with its `sinks` part: for each sink, `now` minus `base`;
+/// `None` when there are no sinks to account for.
+pub fn with_accounting(
+    record: &IntervalRecord,
+    names: &[String],
+    now: &[Totals],
+    base: &[Totals],
+) -> Option<IntervalRecord> {
+    if names.is_empty() {
+        return None;
+    }
+    let counts: Vec<SinkCounts> = names
         .iter()
         .zip(now)
         .zip(base)
-        .map(|((name, now), base)| Counts::between(name, now, base))
+        .map(|((name, now), base)| counts_between(name, now, base))
         .collect();
-    let Some(body) = json.strip_suffix('}').filter(|_| !counts.is_empty()) else {
-        return json.to_string();
-    };
-    // Plain strings and numbers always serialise; keep the record whole if not.
-    let list = serde_json::to_string(&counts).unwrap_or_else(|_| "[]".into());
-    format!("{body},\"sinks\":{list}}}")
+    let mut record = record.clone();
+    record.sinks = Some(counts);
+    Some(record)
 }
 
 impl SinkSet {
@@ -97,32 +105,25 @@ impl SinkSet {
         self.accounts.iter().map(|a| a.snapshot()).collect()
     }
 
-    /// Queues an interval record (`json` without `"sinks"`; each sink adds its own, from
+    /// Queues an interval record (without `sinks`; each sink's thread adds its own, from
     /// `totals`, taken with [`SinkSet::snapshot`] when the record was built).
-    pub fn send_interval(&self, json: &Arc<str>, totals: &Arc<[Totals]>) {
+    pub fn send_interval(&self, record: &Arc<IntervalRecord>, totals: &Arc<[Totals]>) {
         let _ = self.shared_names.set(self.names.clone());
         for lane in self.lanes.iter().filter(|l| l.intervals) {
-            let record = Record {
-                kind: Kind::Interval,
-                json: json.clone(),
-            };
-            lane.offer(record, Some(totals.clone()));
+            lane.offer_interval(record.clone(), totals.clone());
         }
     }
 
-    pub fn send_flow(&self, json: &Arc<str>) {
+    /// Queues a flow record (serialised once, for every sink).
+    pub fn send_flow(&self, record: Outgoing) {
         for lane in self.lanes.iter().filter(|l| l.flows) {
-            let record = Record {
-                kind: Kind::Flow,
-                json: json.clone(),
-            };
-            lane.offer(record, None);
+            lane.offer(record.clone());
         }
     }
 
     /// Ends the run: each sink gets up to `grace` to deliver what is queued; then one line on
     /// stderr per sink that dropped records. Returns each sink's totals for the whole run.
-    pub fn finish(mut self, grace: Duration) -> Vec<Counts> {
+    pub fn finish(mut self, grace: Duration) -> Vec<SinkCounts> {
         self.shutdown.start(grace);
         for lane in &mut self.lanes {
             lane.finish();
@@ -133,7 +134,7 @@ impl SinkSet {
             let mut t = account.snapshot();
             let error = t.last_error.clone();
             t.last_error = None;
-            let mut c = Counts::between(name, &t, &zero);
+            let mut c = counts_between(name, &t, &zero);
             c.last_error = error.as_deref().map(str::to_string);
             if c.dropped > 0 {
                 eprintln!(

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::{Record, Sink};
+use super::{Outgoing, Sink};
 
 #[derive(Default)]
 pub struct StdoutSink {
@@ -16,7 +16,7 @@ impl Sink for StdoutSink {
         "stdout".into()
     }
 
-    fn deliver(&mut self, records: &[Record]) -> io::Result<()> {
+    fn deliver(&mut self, records: &[Outgoing]) -> io::Result<()> {
         if self.closed {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
