@@ -102,3 +102,53 @@ pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(Record);
     serde_json::to_value(&schema).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checked-in schema is the one the types give; `TCPULSE_REGENERATE=1 cargo test -p
+    /// tcpulse-core schema` writes it anew.
+    #[test]
+    fn the_shipped_json_schema_is_the_types_schema() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs/schema/record.schema.json");
+        let generated = serde_json::to_string_pretty(&json_schema()).unwrap() + "\n";
+        if std::env::var_os("TCPULSE_REGENERATE").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            shipped == generated,
+            "docs/schema/record.schema.json differs from the types: regenerate it"
+        );
+    }
+
+    #[test]
+    fn lines_of_another_version_or_shape_are_refused() {
+        let mut record = IntervalRecord::new(0, 1, "x".into());
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(matches!(Record::from_line(&line), Ok(Record::Interval(_))));
+        record.schema_version = SCHEMA_VERSION + 1;
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(
+            matches!(Record::from_line(&line), Err(ReadError::Version(v)) if v == SCHEMA_VERSION + 1)
+        );
+        let missing = line.replace(",\"servers_omitted\":0", "");
+        let missing = missing.replace(
+            &format!("\"schema_version\":{}", SCHEMA_VERSION + 1),
+            "\"schema_version\":1",
+        );
+        assert!(matches!(
+            Record::from_line(&missing),
+            Err(ReadError::Malformed(_))
+        ));
+        let no_counter = serde_json::to_string(&IntervalRecord::new(0, 1, "x".into()))
+            .unwrap()
+            .replacen("\"syn\":0,", "", 1);
+        assert!(matches!(
+            Record::from_line(&no_counter),
+            Err(ReadError::Malformed(_))
+        ));
+    }
+}
