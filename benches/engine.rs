@@ -70,7 +70,7 @@ fn records(frames: &[Frame<'_>], hasher: &FlowHasher) -> Vec<(PacketRecord, u64)
         .iter()
         .filter_map(|f| {
             let link = LinkType::from_linktype(f.link_type)?;
-            let rec = decode_frame(link, f.data, f.orig_len, f.ts_ns).ok()?;
+            let rec = decode_frame(link, f.data, f.wire_len, f.ts_ns).ok()?;
             Some((rec, hasher.shard_hash(&rec)))
         })
         .collect()
@@ -149,7 +149,7 @@ fn benches(c: &mut Criterion) {
                 let Some(link) = LinkType::from_linktype(f.link_type) else {
                     continue;
                 };
-                if let Ok(rec) = decode_frame(link, f.data, f.orig_len, f.ts_ns) {
+                if let Ok(rec) = decode_frame(link, f.data, f.wire_len, f.ts_ns) {
                     black_box(&rec);
                     ok += 1;
                 }
@@ -172,7 +172,7 @@ fn benches(c: &mut Criterion) {
                 let Some(link) = LinkType::from_linktype(f.link_type) else {
                     continue;
                 };
-                if let Ok(rec) = decode_frame(link, f.data, f.orig_len, f.ts_ns) {
+                if let Ok(rec) = decode_frame(link, f.data, f.wire_len, f.ts_ns) {
                     acc ^= hasher.shard_hash(&rec);
                 }
             }

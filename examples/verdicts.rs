@@ -43,7 +43,7 @@ fn main() {
         let Some(link) = LinkType::from_linktype(frame.link_type) else {
             continue;
         };
-        let Ok(rec) = decode_frame(link, frame.data, frame.orig_len, frame.ts_ns) else {
+        let Ok(rec) = decode_frame(link, frame.data, frame.wire_len, frame.ts_ns) else {
             continue;
         };
         let verdict = engine.on_packet(&rec);

@@ -56,7 +56,7 @@ fn collect(rings: &mut [AfPacketQueue], want: usize) -> Vec<Vec<(u64, Vec<u8>)>>
     let mut quiet_until = None;
     loop {
         for (ring, out) in rings.iter_mut().zip(&mut got) {
-            ring.recv_batch(10, &mut |ts, f| out.push((ts, f.to_vec())))
+            ring.recv_batch(10, &mut |f| out.push((f.ts_ns, f.data.to_vec())))
                 .expect("recv_batch");
         }
         let n: usize = got.iter().map(Vec::len).sum();
@@ -94,7 +94,7 @@ fn tcp_frames(path: &Path) -> Vec<(u64, Vec<u8>)> {
     let file = CaptureFile::open(path).expect("open capture");
     file.frames()
         .map(|f| f.expect("frame"))
-        .filter(|f| decode_frame(LinkType::Ethernet, f.data, f.orig_len, f.ts_ns).is_ok())
+        .filter(|f| decode_frame(LinkType::Ethernet, f.data, f.wire_len, f.ts_ns).is_ok())
         .map(|f| (f.ts_ns, f.data.to_vec()))
         .collect()
 }

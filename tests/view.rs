@@ -85,7 +85,7 @@ fn split_by_flow(src: &Path, dir: &Path, n: usize) -> Vec<PathBuf> {
     for frame in file.frames() {
         let frame = frame.unwrap();
         let link = LinkType::from_linktype(frame.link_type).unwrap();
-        let rec = decode_frame(link, frame.data, frame.orig_len, frame.ts_ns).unwrap();
+        let rec = decode_frame(link, frame.data, frame.wire_len, frame.ts_ns).unwrap();
         let (a, b) = ((rec.src, rec.sport), (rec.dst, rec.dport));
         let mut h = DefaultHasher::new();
         (a.min(b), a.max(b)).hash(&mut h);
@@ -98,7 +98,7 @@ fn split_by_flow(src: &Path, dir: &Path, n: usize) -> Vec<PathBuf> {
             )
             .unwrap()
         });
-        w.write_frame_truncated(frame.ts_ns, frame.data, frame.orig_len)
+        w.write_frame_truncated(frame.ts_ns, frame.data, frame.wire_len)
             .unwrap();
     }
     for w in writers.iter_mut().flatten() {
@@ -124,7 +124,7 @@ fn cut(src: &Path, dst: &Path, until_ns: u64) {
             )
             .unwrap()
         });
-        w.write_frame_truncated(frame.ts_ns, frame.data, frame.orig_len)
+        w.write_frame_truncated(frame.ts_ns, frame.data, frame.wire_len)
             .unwrap();
     }
     w.unwrap().flush().unwrap();

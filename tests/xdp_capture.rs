@@ -545,7 +545,7 @@ fn collect(
     let start = Instant::now();
     let mut settle_from = None;
     loop {
-        q.recv_batch(10, &mut |ts, frame| got.push((ts, frame.to_vec())))
+        q.recv_batch(10, &mut |frame| got.push((frame.ts_ns, frame.data.to_vec())))
             .expect("recv_batch");
         if got.len() >= want && settle_from.is_none() {
             settle_from = Some(Instant::now());
@@ -731,13 +731,13 @@ fn two_queues_share_the_traffic_and_the_program() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while got.len() < sent.len() && Instant::now() < deadline {
         for (qid, q) in [(0u32, &mut q0), (1, &mut q1)] {
-            q.recv_batch(5, &mut |ts, f| got.push((qid, ts, f.to_vec())))
+            q.recv_batch(5, &mut |f| got.push((qid, f.ts_ns, f.data.to_vec())))
                 .expect("recv");
         }
     }
     for (qid, q) in [(0u32, &mut q0), (1, &mut q1)] {
         // Anything extra would show here.
-        q.recv_batch(100, &mut |ts, f| got.push((qid, ts, f.to_vec())))
+        q.recv_batch(100, &mut |f| got.push((qid, f.ts_ns, f.data.to_vec())))
             .expect("recv");
     }
     let on = |qid| got.iter().filter(|g| g.0 == qid).count();
@@ -1024,11 +1024,11 @@ fn interface_removed_while_capturing_is_an_error_value() {
     require_root!();
     let lab = Lab::new(1);
     let mut q = lab.open(0, &XdpOptions::default()).expect("open");
-    assert_eq!(q.recv_batch(10, &mut |_, _| {}).expect("idle"), 0);
+    assert_eq!(q.recv_batch(10, &mut |_| {}).expect("idle"), 0);
     ip(&["-n", &lab.mon_ns, "link", "delete", &lab.mon_if]);
     let deadline = Instant::now() + Duration::from_secs(3);
     let err = loop {
-        match q.recv_batch(20, &mut |_, _| {}) {
+        match q.recv_batch(20, &mut |_| {}) {
             Err(e) => break e,
             Ok(_) if Instant::now() > deadline => panic!("no error after the interface went"),
             Ok(_) => {}
@@ -1037,7 +1037,7 @@ fn interface_removed_while_capturing_is_an_error_value() {
     assert!(matches!(err, LiveError::InterfaceGone { .. }), "{err:?}");
     assert!(err.to_string().contains(&lab.mon_if));
     // Sticky, and dropping is clean.
-    assert!(q.recv_batch(0, &mut |_, _| {}).is_err());
+    assert!(q.recv_batch(0, &mut |_| {}).is_err());
     drop(q);
 }
 
@@ -1218,7 +1218,7 @@ fn receive_rate() {
     let mut idle_since = None;
     loop {
         let n = q
-            .recv_batch(10, &mut |_, f| bytes += f.len() as u64)
+            .recv_batch(10, &mut |f| bytes += f.data.len() as u64)
             .expect("recv");
         if n > 0 {
             got += n as u64;

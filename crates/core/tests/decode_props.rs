@@ -129,18 +129,18 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn decode(link: LinkType, data: &[u8], orig_len: usize) -> Result<PacketRecord, DecodeError> {
-    decode_frame(link, data, u32::try_from(orig_len).unwrap(), 42)
+fn decode(link: LinkType, data: &[u8], wire_len: usize) -> Result<PacketRecord, DecodeError> {
+    decode_frame(link, data, u32::try_from(wire_len).unwrap(), 42)
 }
 
 /// What must hold for any input, valid or not.
-fn check_invariants(data: &[u8], orig_len: u32, result: Result<PacketRecord, DecodeError>) {
+fn check_invariants(data: &[u8], wire_len: u32, result: Result<PacketRecord, DecodeError>) {
     let Ok(rec) = result else { return };
     assert!(rec.wscale == NO_WSCALE || rec.wscale <= 14, "{rec:?}");
     assert_eq!(rec.ts_ns, 42);
-    let wire = (orig_len as usize).max(data.len());
+    let wire = (wire_len as usize).max(data.len());
     assert!((rec.payload_len as usize) < wire, "{rec:?}");
-    if orig_len as usize <= data.len() {
+    if wire_len as usize <= data.len() {
         assert_eq!(rec.options & opt::TRUNCATED_PAYLOAD, 0, "{rec:?}");
     }
 }
@@ -219,12 +219,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn truncation_with_any_orig_len(case in 0..cases().len(), cut in 0usize..200, extra in 0usize..100) {
+    fn truncation_with_any_wire_len(case in 0..cases().len(), cut in 0usize..200, extra in 0usize..100) {
         let case = &cases()[case];
         let cut = cut.min(case.frame.len());
-        let orig_len = cut + extra;
-        let result = decode(case.link, &case.frame[..cut], orig_len);
-        check_invariants(&case.frame[..cut], u32::try_from(orig_len).unwrap(), result);
+        let wire_len = cut + extra;
+        let result = decode(case.link, &case.frame[..cut], wire_len);
+        check_invariants(&case.frame[..cut], u32::try_from(wire_len).unwrap(), result);
         if let Ok(rec) = result {
             let full = decode(case.link, &case.frame, case.frame.len()).unwrap();
             prop_assert_eq!(rec.payload_len, full.payload_len);
@@ -234,10 +234,10 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(
         data in proptest::collection::vec(any::<u8>(), 0..256),
-        orig_len in any::<u32>(),
+        wire_len in any::<u32>(),
     ) {
         for link in ALL_LINKS {
-            check_invariants(&data, orig_len, decode_frame(link, &data, orig_len, 42));
+            check_invariants(&data, wire_len, decode_frame(link, &data, wire_len, 42));
         }
     }
 
@@ -254,9 +254,9 @@ proptest! {
             frame[at] = byte;
         }
         frame.truncate(cut % (frame.len() + 1));
-        let orig_len = u32::try_from(case.frame.len()).unwrap();
+        let wire_len = u32::try_from(case.frame.len()).unwrap();
         for link in ALL_LINKS {
-            check_invariants(&frame, orig_len, decode_frame(link, &frame, orig_len, 42));
+            check_invariants(&frame, wire_len, decode_frame(link, &frame, wire_len, 42));
         }
     }
 

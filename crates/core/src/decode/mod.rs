@@ -31,9 +31,9 @@ const PROTO_TCP: u8 = 6;
 
 /// Decode one captured frame.
 ///
-/// `orig_len` is the frame's length on the wire (pcap `orig_len`), `data` the captured bytes (may
+/// `wire_len` is the frame's length on the wire (pcap `wire_len`), `data` the captured bytes (may
 /// be shorter: snaplen). An IP length that runs past the captured bytes is accepted only when the
-/// capture was cut (`data` shorter than `orig_len`) and still fits in `orig_len`; the record then
+/// capture was cut (`data` shorter than `wire_len`) and still fits in `wire_len`; the record then
 /// carries [`opt::TRUNCATED_PAYLOAD`].
 ///
 /// # Errors
@@ -42,13 +42,13 @@ const PROTO_TCP: u8 = 6;
 pub fn decode_frame(
     link: LinkType,
     data: &[u8],
-    orig_len: u32,
+    wire_len: u32,
     ts_ns: u64,
 ) -> Result<PacketRecord, DecodeError> {
     let frame = LinkFrame::parse(link, data)?;
     // Bytes the IP packet may span: what was on the wire, or what we hold if a writer put an
-    // orig_len smaller than the captured length.
-    let wire_len = usize::try_from(orig_len)
+    // wire_len smaller than the captured length.
+    let wire_len = usize::try_from(wire_len)
         .unwrap_or(usize::MAX)
         .max(data.len())
         .saturating_sub(frame.offset);
@@ -281,11 +281,11 @@ mod tests {
     #[test]
     fn snaplen_truncated_payload() {
         let frame = [&ETH[..], &IPV4_DATA].concat();
-        let orig_len = u32::try_from(frame.len()).unwrap();
-        let full = decode_frame(LinkType::Ethernet, &frame, orig_len, TS).unwrap();
+        let wire_len = u32::try_from(frame.len()).unwrap();
+        let full = decode_frame(LinkType::Ethernet, &frame, wire_len, TS).unwrap();
         // Cut anywhere in the payload: same record, payload still counted in full, flagged.
         for cut in 14 + 52..frame.len() {
-            let rec = decode_frame(LinkType::Ethernet, &frame[..cut], orig_len, TS).unwrap();
+            let rec = decode_frame(LinkType::Ethernet, &frame[..cut], wire_len, TS).unwrap();
             assert_eq!(
                 rec,
                 PacketRecord {
@@ -297,14 +297,14 @@ mod tests {
         }
         // Cut in the TCP header.
         assert_eq!(
-            decode_frame(LinkType::Ethernet, &frame[..14 + 40], orig_len, TS),
+            decode_frame(LinkType::Ethernet, &frame[..14 + 40], wire_len, TS),
             Err(DecodeError::MalformedTcp)
         );
     }
 
     #[test]
     fn ip_length_beyond_the_wire() {
-        // Not cut by snaplen (orig_len = captured), yet the IP header claims more.
+        // Not cut by snaplen (wire_len = captured), yet the IP header claims more.
         let frame = [&ETH[..], &IPV4_DATA[..60]].concat();
         assert_eq!(
             decode(LinkType::Ethernet, &[&frame]),
@@ -315,7 +315,7 @@ mod tests {
             decode(LinkType::Ethernet, &[&frame]),
             Err(DecodeError::MalformedIpv6)
         );
-        // An orig_len below the captured length is taken as the captured length.
+        // An wire_len below the captured length is taken as the captured length.
         let frame = [&ETH[..], &IPV4_SYN].concat();
         assert_eq!(
             decode_frame(LinkType::Ethernet, &frame, 0, TS),

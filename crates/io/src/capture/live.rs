@@ -2,6 +2,7 @@
 //! kernel: an AF_XDP socket bound to one RX queue, or one AF_PACKET ring of a fanout group.
 
 use super::xdp::{LiveError, XdpQueue};
+use super::Frame;
 
 /// Kernel-side drop counters of one queue, cumulative since it opened. Each source fills the
 /// fields it has; the others stay 0.
@@ -18,8 +19,8 @@ pub struct QueueDrops {
 /// One live capture queue, read by one capture thread.
 pub trait LiveQueue: Send {
     /// Receives up to one batch: waits up to `timeout_ms` (0: do not wait) when nothing is
-    /// ready, then calls `f(unix_ns, frame)` for each frame in place. Returns the number of
-    /// frames, 0 on timeout.
+    /// ready, then calls `f` for each frame in place. Returns the number of frames, 0 on
+    /// timeout.
     ///
     /// # Errors
     /// [`LiveError::InterfaceGone`] when the interface was removed, other variants when the
@@ -27,7 +28,7 @@ pub trait LiveQueue: Send {
     fn recv_batch(
         &mut self,
         timeout_ms: i32,
-        f: &mut dyn FnMut(u64, &[u8]),
+        f: &mut dyn FnMut(Frame<'_>),
     ) -> Result<usize, LiveError>;
 
     /// The kernel's drop counters for this queue, cumulative.
@@ -50,7 +51,7 @@ impl LiveQueue for XdpQueue {
     fn recv_batch(
         &mut self,
         timeout_ms: i32,
-        f: &mut dyn FnMut(u64, &[u8]),
+        f: &mut dyn FnMut(Frame<'_>),
     ) -> Result<usize, LiveError> {
         XdpQueue::recv_batch(self, timeout_ms, f)
     }

@@ -1,5 +1,5 @@
-//! Capture: where frames come from. Only this stage touches files or the kernel; it hands
-//! `(timestamp, link type, bytes)` to decode.
+//! Capture: where frames come from. Every source hands on the same [`Frame`]: capture time,
+//! link type, the bytes captured and the length on the wire.
 //!
 //! - [`pcap_file`]: zero-copy reading of pcap and pcapng files (format from the magic number).
 //! - [`pcap_writer`]: writing pcap and pcapng, for saved samples and for tests.
@@ -9,13 +9,15 @@
 //! - [`live`]: the [`LiveQueue`] interface `tcpulse run` reads every live source through.
 
 pub mod af_packet;
+pub mod frame;
 pub mod live;
 pub mod pcap_file;
 pub mod pcap_writer;
 pub mod xdp;
 
 pub use live::{LiveQueue, QueueDrops};
-pub use pcap_file::{CaptureError, CaptureFile, FileFormat, Frame, Frames, MAX_FRAME_LEN};
+pub use frame::{Frame, LINKTYPE_ETHERNET};
+pub use pcap_file::{CaptureError, CaptureFile, FileFormat, Frames, MAX_FRAME_LEN};
 pub use pcap_writer::{PcapNgWriter, PcapWriter};
 
 /// The live capture source of `tcpulse run`.

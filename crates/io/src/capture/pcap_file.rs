@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use super::Frame;
+
 /// Largest captured length accepted for one frame. Real snaplens stop at 262144; anything above
 /// is a corrupt length field, and rejecting it keeps downstream buffers bounded.
 pub const MAX_FRAME_LEN: u32 = 256 * 1024;
@@ -148,28 +150,6 @@ pub enum FileFormat {
     Pcap { nanos: bool, swapped: bool },
     /// pcapng; byte order and timestamp resolution are per section and per interface.
     PcapNg,
-}
-
-/// One captured frame, borrowed from the file's bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Frame<'a> {
-    /// Capture time, ns since the Unix epoch.
-    pub ts_ns: u64,
-    /// pcap LINKTYPE number (1 Ethernet, 113 Linux cooked, 0 BSD loopback, ...).
-    pub link_type: u32,
-    /// Captured bytes; shorter than `orig_len` when the snaplen cut the frame.
-    pub data: &'a [u8],
-    /// Length of the frame on the wire.
-    pub orig_len: u32,
-    /// Byte offset of the record or block in the file.
-    pub offset: u64,
-}
-
-impl Frame<'_> {
-    /// True when fewer bytes were captured than were on the wire (a snaplen cut, not an error).
-    pub fn is_truncated(&self) -> bool {
-        (self.data.len() as u64) < u64::from(self.orig_len)
-    }
 }
 
 /// A capture file mapped into memory, its format known.
@@ -591,7 +571,7 @@ fn pcap_record<'a>(
     let ts_sec = order.u32_at(hdr, 0);
     let ts_frac = order.u32_at(hdr, 4);
     let incl_len = order.u32_at(hdr, 8);
-    let orig_len = order.u32_at(hdr, 12);
+    let wire_len = order.u32_at(hdr, 12);
     // incl_len above the header's snaplen is tolerated (some writers do it); only an absurd
     // value is treated as corruption.
     if incl_len > MAX_FRAME_LEN {
@@ -608,8 +588,7 @@ fn pcap_record<'a>(
         ts_ns,
         link_type,
         data,
-        orig_len,
-        offset: start as u64,
+        wire_len,
     }))
 }
 
@@ -783,7 +762,7 @@ fn timed_packet<'a>(
     };
     let units = u64::from(st.order.u32_at(blk, 12)) << 32 | u64::from(st.order.u32_at(blk, 16));
     let cap_len = st.order.u32_at(blk, 20);
-    let orig_len = st.order.u32_at(blk, 24);
+    let wire_len = st.order.u32_at(blk, 24);
     if cap_len > MAX_FRAME_LEN {
         return Err(corrupt(start, "captured length above 256 KiB"));
     }
@@ -807,8 +786,7 @@ fn timed_packet<'a>(
         ts_ns,
         link_type: iface.link_type,
         data,
-        orig_len,
-        offset: start as u64,
+        wire_len,
     })
 }
 
@@ -829,10 +807,10 @@ fn simple_packet<'a>(
             "simple packet block before any interface description",
         ));
     };
-    let orig_len = st.order.u32_at(blk, 8);
+    let wire_len = st.order.u32_at(blk, 8);
     // len >= 16 checked above.
     let room = blk.len() - size::SPB_DATA - 4;
-    let mut cap = (orig_len as usize).min(room);
+    let mut cap = (wire_len as usize).min(room);
     if iface.snaplen != 0 {
         cap = cap.min(iface.snaplen as usize);
     }
@@ -846,8 +824,7 @@ fn simple_packet<'a>(
         ts_ns: st.last_ts_ns,
         link_type: iface.link_type,
         data,
-        orig_len,
-        offset: start as u64,
+        wire_len,
     })
 }
 
@@ -858,7 +835,7 @@ mod tests {
 
     const ETHERNET: u32 = 1;
 
-    /// Builds classic pcap bytes in either byte order; records are (sec, frac, data, orig_len).
+    /// Builds classic pcap bytes in either byte order; records are (sec, frac, data, wire_len).
     fn pcap_bytes(
         big: bool,
         nanos: bool,
@@ -1006,7 +983,7 @@ mod tests {
         }
     }
 
-    /// A frame copied out for comparison: (ts_ns, link_type, data, orig_len).
+    /// A frame copied out for comparison: (ts_ns, link_type, data, wire_len).
     type Owned = (u64, u32, Vec<u8>, u32);
 
     /// Reads every frame; the error, if any, is returned beside the frames before it.
@@ -1016,7 +993,7 @@ mod tests {
         let mut it = file.frames();
         for item in it.by_ref() {
             match item {
-                Ok(f) => frames.push((f.ts_ns, f.link_type, f.data.to_vec(), f.orig_len)),
+                Ok(f) => frames.push((f.ts_ns, f.link_type, f.data.to_vec(), f.wire_len)),
                 Err(e) => {
                     assert!(it.next().is_none(), "iterator must stop after an error");
                     return (frames, Some(e));
@@ -1207,7 +1184,7 @@ mod tests {
             }
             assert!(!frames[0].is_truncated());
             assert!(frames[1].is_truncated());
-            assert_eq!(frames[1].orig_len, 1500);
+            assert_eq!(frames[1].wire_len, 1500);
         }
         let mut w = PcapNgWriter::new(Vec::new(), ETHERNET).unwrap();
         w.write_frame(ts[0], payloads[0]).unwrap();
@@ -1221,7 +1198,7 @@ mod tests {
             assert_eq!(f.data, payloads[i]);
             assert_eq!(f.link_type, ETHERNET);
         }
-        assert_eq!(frames[1].orig_len, 1500);
+        assert_eq!(frames[1].wire_len, 1500);
     }
 
     #[test]
@@ -1502,7 +1479,7 @@ mod tests {
         let mut it = file.frames();
         assert_eq!(it.bytes_read(), 24);
         let f = it.next().unwrap().unwrap();
-        assert_eq!(f.offset, 24);
+        assert_eq!(f.data, b"abcd");
         assert_eq!(it.bytes_read(), 24 + 16 + 4);
         it.next().unwrap().unwrap();
         assert_eq!(it.bytes_read(), file.len());
@@ -1546,7 +1523,6 @@ mod tests {
                     // Every step consumes at least one 12-byte block or 16-byte record header.
                     assert!(steps <= len);
                     if let Ok(f) = item {
-                        assert!(f.offset < len);
                         assert!(f.data.len() <= MAX_FRAME_LEN as usize);
                     }
                     assert!(it.bytes_read() <= len);

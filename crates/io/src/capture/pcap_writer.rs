@@ -14,12 +14,12 @@ pub const SNAPLEN: u32 = 262_144;
 const NS_PER_SEC: u64 = 1_000_000_000;
 
 /// Refuses what the reader would refuse or misread, before anything is written.
-fn check_frame(data: &[u8], orig_len: u32) -> io::Result<u32> {
+fn check_frame(data: &[u8], wire_len: u32) -> io::Result<u32> {
     let len = u32::try_from(data.len())
         .ok()
         .filter(|&l| l <= SNAPLEN && l <= MAX_FRAME_LEN)
         .ok_or_else(|| invalid("frame longer than the 262144-byte snaplen"))?;
-    if orig_len < len {
+    if wire_len < len {
         return Err(invalid("original length shorter than the captured data"));
     }
     Ok(len)
@@ -64,21 +64,21 @@ impl<W: Write> PcapWriter<W> {
     /// `InvalidInput` if the frame exceeds the snaplen or the time is past 2106 (the
     /// 32-bit seconds field); otherwise whatever writing returns.
     pub fn write_frame(&mut self, ts_ns: u64, data: &[u8]) -> io::Result<()> {
-        let orig_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        self.write_frame_truncated(ts_ns, data, orig_len)
+        let wire_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        self.write_frame_truncated(ts_ns, data, wire_len)
     }
 
-    /// Writes a frame of which only `data` was captured out of `orig_len` bytes on the wire.
+    /// Writes a frame of which only `data` was captured out of `wire_len` bytes on the wire.
     ///
     /// # Errors
-    /// As [`PcapWriter::write_frame`], plus `InvalidInput` if `orig_len < data.len()`.
+    /// As [`PcapWriter::write_frame`], plus `InvalidInput` if `wire_len < data.len()`.
     pub fn write_frame_truncated(
         &mut self,
         ts_ns: u64,
         data: &[u8],
-        orig_len: u32,
+        wire_len: u32,
     ) -> io::Result<()> {
-        let len = check_frame(data, orig_len)?;
+        let len = check_frame(data, wire_len)?;
         let secs = u32::try_from(ts_ns / NS_PER_SEC)
             .map_err(|_| invalid("timestamp past the 32-bit seconds of classic pcap"))?;
         let sub_ns = (ts_ns % NS_PER_SEC) as u32;
@@ -87,7 +87,7 @@ impl<W: Write> PcapWriter<W> {
         hdr[0..4].copy_from_slice(&secs.to_le_bytes());
         hdr[4..8].copy_from_slice(&frac.to_le_bytes());
         hdr[8..12].copy_from_slice(&len.to_le_bytes());
-        hdr[12..16].copy_from_slice(&orig_len.to_le_bytes());
+        hdr[12..16].copy_from_slice(&wire_len.to_le_bytes());
         self.w.write_all(&hdr)?;
         self.w.write_all(data)
     }
@@ -149,21 +149,21 @@ impl<W: Write> PcapNgWriter<W> {
     /// # Errors
     /// `InvalidInput` if the frame exceeds the snaplen; otherwise whatever writing returns.
     pub fn write_frame(&mut self, ts_ns: u64, data: &[u8]) -> io::Result<()> {
-        let orig_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        self.write_frame_truncated(ts_ns, data, orig_len)
+        let wire_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        self.write_frame_truncated(ts_ns, data, wire_len)
     }
 
-    /// Writes an Enhanced Packet Block holding `data` out of `orig_len` bytes on the wire.
+    /// Writes an Enhanced Packet Block holding `data` out of `wire_len` bytes on the wire.
     ///
     /// # Errors
-    /// As [`PcapNgWriter::write_frame`], plus `InvalidInput` if `orig_len < data.len()`.
+    /// As [`PcapNgWriter::write_frame`], plus `InvalidInput` if `wire_len < data.len()`.
     pub fn write_frame_truncated(
         &mut self,
         ts_ns: u64,
         data: &[u8],
-        orig_len: u32,
+        wire_len: u32,
     ) -> io::Result<()> {
-        let len = check_frame(data, orig_len)?;
+        let len = check_frame(data, wire_len)?;
         let pad = len.next_multiple_of(4) - len;
         // 28 bytes of header, data, padding, 4 bytes of trailing length; len <= 262144.
         let total = 32 + len + pad;
@@ -174,7 +174,7 @@ impl<W: Write> PcapNgWriter<W> {
         hdr[12..16].copy_from_slice(&((ts_ns >> 32) as u32).to_le_bytes());
         hdr[16..20].copy_from_slice(&(ts_ns as u32).to_le_bytes());
         hdr[20..24].copy_from_slice(&len.to_le_bytes());
-        hdr[24..28].copy_from_slice(&orig_len.to_le_bytes());
+        hdr[24..28].copy_from_slice(&wire_len.to_le_bytes());
         self.w.write_all(&hdr)?;
         self.w.write_all(data)?;
         let mut tail = [0u8; 7];

@@ -7,6 +7,8 @@ use crossbeam_channel::Sender;
 use super::clock::{IntervalClock, Step};
 use super::Feeder;
 use tcpulse_core::decode::{decode_frame, DecodeError, LinkType};
+
+use crate::capture::Frame;
 use tcpulse_core::schema::interval::CaptureStats;
 
 /// One producer's share of an interval, sent to the merger when the interval closes.
@@ -25,6 +27,8 @@ pub struct Ingest {
     meta: Sender<IntervalMeta>,
     /// Count frames only, decode nothing (the bare receive rate).
     count_only: bool,
+    /// The last link type seen and what it decodes as: sources rarely change it.
+    link: Option<(u32, Option<LinkType>)>,
 }
 
 impl Ingest {
@@ -36,6 +40,7 @@ impl Ingest {
             feeder,
             meta,
             count_only: false,
+            link: None,
         }
     }
 
@@ -50,27 +55,33 @@ impl Ingest {
         let _ = self.clock.step(ts);
     }
 
-    /// Takes one frame.
+    /// Takes one frame. Returns the link type if it is one tcpulse cannot decode (its frames
+    /// are counted as `unsupported_link_type`).
     #[inline]
-    pub fn frame(&mut self, link: LinkType, data: &[u8], orig_len: u32, ts_ns: u64) {
-        self.advance_to(ts_ns);
+    pub fn frame(&mut self, frame: &Frame<'_>) -> Option<u32> {
+        self.advance_to(frame.ts_ns);
         self.stats.packets += 1;
-        self.stats.bytes += u64::from(orig_len);
+        self.stats.bytes += u64::from(frame.wire_len);
         if self.count_only {
-            return;
+            return None;
         }
-        match decode_frame(link, data, orig_len, ts_ns) {
+        let link = match self.link {
+            Some((n, link)) if n == frame.link_type => link,
+            _ => {
+                let link = LinkType::from_linktype(frame.link_type);
+                self.link = Some((frame.link_type, link));
+                link
+            }
+        };
+        let Some(link) = link else {
+            self.stats.count_error(DecodeError::UnsupportedLinkType);
+            return Some(frame.link_type);
+        };
+        match decode_frame(link, frame.data, frame.wire_len, frame.ts_ns) {
             Ok(rec) => self.feeder.push(rec),
             Err(e) => self.stats.count_error(e),
         }
-    }
-
-    /// Counts a frame of a link type tcpulse cannot decode.
-    pub fn unsupported(&mut self, orig_len: u32, ts_ns: u64) {
-        self.advance_to(ts_ns);
-        self.stats.packets += 1;
-        self.stats.bytes += u64::from(orig_len);
-        self.stats.count_error(DecodeError::UnsupportedLinkType);
+        None
     }
 
     /// Closes every interval that ends at or before `ts` (a packet's time, or live, the clock

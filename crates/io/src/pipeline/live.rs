@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tcpulse_core::decode::LinkType;
 use tcpulse_core::schema::interval::Drops;
 
 use crate::capture::af_packet::{AfPacketOptions, AfPacketQueue};
@@ -146,10 +145,9 @@ pub fn capture_loop(
             std::thread::sleep(Duration::from_millis(20));
             Ok(0)
         } else {
-            socket.recv_batch(POLL_MS, &mut |ts, frame| {
-                let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-                ingest.frame(LinkType::Ethernet, frame, len, ts);
-                last_ts = ts;
+            socket.recv_batch(POLL_MS, &mut |frame| {
+                ingest.frame(&frame);
+                last_ts = frame.ts_ns;
             })
         };
         match received {

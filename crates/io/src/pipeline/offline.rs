@@ -1,7 +1,5 @@
 //! The file reader: a capture file's frames into one producer's [`Ingest`].
 
-use tcpulse_core::decode::LinkType;
-
 use crate::capture::{CaptureError, CaptureFile};
 use crate::dispatch::ingest::Ingest;
 
@@ -25,7 +23,6 @@ pub fn feed_file(
     progress: &mut dyn FnMut(u64, u64),
 ) -> FileOutcome {
     let mut frames = file.frames();
-    let mut link_of: Option<(u32, Option<LinkType>)> = None;
     let mut outcome = FileOutcome::default();
     let mut n: u64 = 0;
     while let Some(frame) = frames.next() {
@@ -36,20 +33,8 @@ pub fn feed_file(
                 return outcome;
             }
         };
-        let link = match link_of {
-            Some((n, link)) if n == frame.link_type => link,
-            _ => {
-                let link = LinkType::from_linktype(frame.link_type);
-                link_of = Some((frame.link_type, link));
-                link
-            }
-        };
-        match link {
-            Some(link) => ingest.frame(link, frame.data, frame.orig_len, frame.ts_ns),
-            None => {
-                outcome.unsupported_link = Some(frame.link_type);
-                ingest.unsupported(frame.orig_len, frame.ts_ns);
-            }
+        if let Some(link) = ingest.frame(&frame) {
+            outcome.unsupported_link = Some(link);
         }
         n += 1;
         if n % PROGRESS_EVERY == 0 {

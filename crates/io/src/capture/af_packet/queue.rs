@@ -9,7 +9,7 @@ use super::ring::{self, Ring};
 use super::socket::{self, Membership, TpacketReq3};
 use super::AfPacketOptions;
 use crate::capture::xdp::LiveError;
-use crate::capture::{LiveQueue, QueueDrops};
+use crate::capture::{Frame, LiveQueue, QueueDrops, LINKTYPE_ETHERNET};
 
 const MIN_BLOCK: u32 = 64 << 10;
 const MAX_BLOCK: u32 = 64 << 20;
@@ -200,7 +200,7 @@ impl LiveQueue for AfPacketQueue {
     fn recv_batch(
         &mut self,
         timeout_ms: i32,
-        f: &mut dyn FnMut(u64, &[u8]),
+        f: &mut dyn FnMut(Frame<'_>),
     ) -> Result<usize, LiveError> {
         if self.gone {
             return Err(self.gone_error());
@@ -225,9 +225,22 @@ impl LiveQueue for AfPacketQueue {
         self.idle = 0;
         let scratch = &mut self.scratch;
         let walk = match self.ring.ready() {
-            Some(block) => ring::walk_block(block, |fr| match fr.vlan {
-                None => f(fr.ts_ns, fr.data),
-                Some(tag) => f(fr.ts_ns, ring::with_tag(fr.data, tag, scratch)),
+            Some(block) => ring::walk_block(block, |fr| {
+                // A frame longer than the ring's frames arrives cut: its wire length says so,
+                // and decode counts it truncated rather than malformed.
+                let (data, wire_len) = match fr.vlan {
+                    None => (fr.data, fr.wire_len),
+                    Some(tag) => (
+                        ring::with_tag(fr.data, tag, scratch),
+                        fr.wire_len.saturating_add(ring::TAG_LEN as u32),
+                    ),
+                };
+                f(Frame {
+                    ts_ns: fr.ts_ns,
+                    link_type: LINKTYPE_ETHERNET,
+                    data,
+                    wire_len,
+                });
             }),
             None => return Ok(0),
         };

@@ -14,6 +14,7 @@ use xsk_rs::config::{
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 use super::clock::{self, EpochOffset};
+use crate::capture::Frame;
 use super::error::LiveError;
 use super::meta::{self, META_LEN};
 use super::program::{self, XdpProgram};
@@ -497,7 +498,7 @@ impl XdpQueue {
     pub fn recv_batch(
         &mut self,
         timeout_ms: i32,
-        f: &mut dyn FnMut(u64, &[u8]),
+        f: &mut dyn FnMut(Frame<'_>),
     ) -> Result<usize, LiveError> {
         if self.gone {
             return Err(self.gone_error());
@@ -549,7 +550,7 @@ impl XdpQueue {
             // SAFETY: the descriptor came from this socket's RX ring and the frame is ours
             // until it goes back on the fill ring below; nothing writes it meanwhile.
             let data = unsafe { self.bound.umem.data(desc) };
-            f(ts, data.contents());
+            f(Frame::ethernet(ts, data.contents()));
             if self.has_meta {
                 self.clear_meta(desc);
             }
