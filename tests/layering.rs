@@ -15,14 +15,7 @@ const ORDER: [(&str, &[&str]); 3] = [
     (
         "crates/io/src",
         &[
-            "sys",
-            "privilege",
-            "capture",
-            "transmit",
-            "dispatch",
-            "flow",
-            "sink",
-            "pipeline",
+            "sys", "capture", "transmit", "dispatch", "flow", "sink", "pipeline",
         ],
     ),
     ("src", &["config", "gen", "view", "cli"]),

@@ -37,7 +37,11 @@ fn run(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("run tcpulse");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("UTF-8")
 }
 

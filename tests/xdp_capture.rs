@@ -545,8 +545,10 @@ fn collect(
     let start = Instant::now();
     let mut settle_from = None;
     loop {
-        q.recv_batch(10, &mut |frame| got.push((frame.ts_ns, frame.data.to_vec())))
-            .expect("recv_batch");
+        q.recv_batch(10, &mut |frame| {
+            got.push((frame.ts_ns, frame.data.to_vec()))
+        })
+        .expect("recv_batch");
         if got.len() >= want && settle_from.is_none() {
             settle_from = Some(Instant::now());
         }

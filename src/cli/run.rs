@@ -13,7 +13,7 @@ use tcpulse_io::pipeline::live::{
     now_ns, open_queues, spawn_capture_threads, Control, LiveSettings,
 };
 use tcpulse_io::pipeline::Pipeline;
-use tcpulse_io::privilege;
+use tcpulse_io::sys::privilege;
 use tcpulse_io::sys::{install_signal_handlers, stop_requested};
 
 use super::{exit, fail_output, RunArgs};

@@ -24,7 +24,7 @@ use tcpulse_io::transmit::{queue_of, FrameBook, Spread};
 
 pub use flood::{Flood, FloodTruth};
 pub use frame::TcpFrame;
-pub use scenario::{CloseMix, Feature, Frames, Generated, Rng, Scenario, Stamped, Truth};
+pub use scenario::{CloseMix, Feature, Generated, Rng, Scenario, Stamped, StampedFrames, Truth};
 
 /// pcap LINKTYPE_ETHERNET.
 const LINKTYPE_ETHERNET: u32 = 1;

@@ -287,7 +287,7 @@ impl Scenario {
     ///
     /// # Panics
     /// With more than [`MAX_CONNECTIONS`] connections.
-    pub fn frames(&self) -> Frames<'_> {
+    pub fn frames(&self) -> StampedFrames<'_> {
         assert!(
             self.connections <= MAX_CONNECTIONS,
             "at most {MAX_CONNECTIONS} connections"
@@ -298,7 +298,7 @@ impl Scenario {
             .map(|i| (Conv::new(self, i).t, i))
             .collect();
         order.sort_unstable();
-        Frames {
+        StampedFrames {
             sc: self,
             order,
             next: 0,
@@ -362,9 +362,9 @@ impl Ord for Held {
 }
 
 /// A scenario's frames in time order ([`Scenario::frames`]); the truths come after, from
-/// [`Frames::into_truths`].
+/// [`StampedFrames::into_truths`].
 #[derive(Debug)]
-pub struct Frames<'a> {
+pub struct StampedFrames<'a> {
     sc: &'a Scenario,
     /// Connections by (start time, index); `next` is the first not yet played.
     order: Vec<(u64, u32)>,
@@ -376,7 +376,7 @@ pub struct Frames<'a> {
     next_flood: Option<Stamped>,
 }
 
-impl Frames<'_> {
+impl StampedFrames<'_> {
     /// The truths per connection (in connection order) and per flooded server; frames not yet
     /// taken are made (and dropped) first.
     pub fn into_truths(mut self) -> (Vec<Truth>, Vec<FloodTruth>) {
@@ -388,7 +388,7 @@ impl Frames<'_> {
         )
     }
 
-    /// Frames held at most so far by the flood (its SYN/ACKs still due).
+    /// StampedFrames held at most so far by the flood (its SYN/ACKs still due).
     pub fn flood_held(&self) -> usize {
         self.flood.as_ref().map_or(0, |f| f.max_held)
     }
@@ -417,7 +417,7 @@ impl Frames<'_> {
     }
 }
 
-impl Iterator for Frames<'_> {
+impl Iterator for StampedFrames<'_> {
     type Item = Stamped;
 
     fn next(&mut self) -> Option<Stamped> {

@@ -6,13 +6,12 @@
 //! worker threads, each driving one core engine) → [`sink`] (where records go). [`pipeline`]
 //! wires them together for a file or live run, with the merger thread that runs the core's
 //! `metrics` stage on every worker's share of an interval; [`transmit`] puts generated frames
-//! on an interface; [`sys`] holds the system calls, [`privilege`] giving them up.
+//! on an interface; [`sys`] holds the system calls.
 
 pub mod capture;
 pub mod dispatch;
 pub mod flow;
 pub mod pipeline;
-pub mod privilege;
 pub mod sink;
 pub mod sys;
 pub mod transmit;

@@ -1,15 +1,15 @@
 //! One worker's flow engine: `on_packet(record)` and `on_tick(now)`, driven by capture time
 //! only — no clock, no I/O — so live capture, files and tests run the very same code.
 
-use super::conn::{bit, Conn, DirCounts, FlowStats, Handshake, C2S, S2C};
+use super::conn::{bit, Conn, FlowStats, C2S, S2C};
 use super::key::{FlowHasher, FlowKey};
-use super::seq_analysis::{analyze, verdict as v, Segment};
+use super::segment::{self, IntervalHists, Seen};
 use super::servers::{ServerSnapshot, ServerTable};
 use super::table::{FlowTable, InsertError};
-use crate::decode::flags::{ACK, FIN, RST, SYN};
+use crate::decode::flags::{ACK, SYN};
 use crate::decode::Endpoint;
 use crate::decode::PacketRecord;
-use crate::schema::counters::{Counter, Counters};
+use crate::schema::counters::Counter;
 use crate::schema::flow::{Close, FlowRecord};
 use crate::schema::hist::LatencyHist;
 
@@ -59,6 +59,13 @@ pub struct HandshakeHists {
 }
 
 impl HandshakeHists {
+    /// Empties every histogram, keeping its memory.
+    pub fn reset(&mut self) {
+        self.total.reset();
+        self.syn_synack.reset();
+        self.synack_ack.reset();
+    }
+
     pub fn merge(&mut self, other: &HandshakeHists) {
         self.total.merge(&other.total);
         self.syn_synack.merge(&other.syn_synack);
@@ -92,6 +99,13 @@ pub struct Engine {
     stats: Vec<FlowStats>,
     servers: ServerTable,
     hists: Option<Box<HandshakeHists>>,
+    /// Histograms handed back by the merger, emptied: the next interval's, without allocating.
+    spare_hists: Option<Box<HandshakeHists>>,
+    #[expect(
+        clippy::vec_box,
+        reason = "the boxes travel to the merger and back inside server snapshots"
+    )]
+    spare_server_hists: Vec<Box<LatencyHist>>,
     flows: Vec<FlowRecord>,
     flow_table_full: u64,
     flow_probe_limit: u64,
@@ -114,8 +128,10 @@ impl Engine {
             } else {
                 Vec::new()
             },
-            servers: ServerTable::new(cfg.max_servers),
+            servers: ServerTable::new(cfg.max_servers, &cfg.hasher),
             hists: None,
+            spare_hists: None,
+            spare_server_hists: Vec::new(),
             flows: Vec::new(),
             flow_table_full: 0,
             flow_probe_limit: 0,
@@ -262,154 +278,39 @@ impl Engine {
 
     fn update(&mut self, idx: u32, rec: &PacketRecord, src_is_lo: bool) -> u16 {
         let conn = self.table.get_mut(idx);
-        let mut stats = self.stats.get_mut(idx as usize);
-        let sc = &mut self.servers.entry(conn.server_idx).counters;
         let from_client = src_is_lo == conn.client_is_lo();
-        let (di, ri) = if from_client { (C2S, S2C) } else { (S2C, C2S) };
-        let ts = rec.ts_ns;
-        let flags = rec.flags;
-        conn.last_ns = conn.last_ns.max(ts);
-        conn.bits |= bit::SENT[di];
-
-        infer_base_seq(conn, di, ri, rec);
-        let seg = Segment {
-            seq: rec.seq,
-            ack: rec.ack,
-            len: rec.payload_len,
-            flags,
-            window: rec.window,
-            time: ts,
+        let verdict = segment::analyse(conn, rec, from_client);
+        let server_idx = conn.server_idx;
+        let mut seen = Seen {
+            conn,
+            stats: self.stats.get_mut(idx as usize),
+            rec,
+            from_client,
+            verdict,
         };
-        let [c2s, s2c] = &mut conn.seq;
-        let (fwd, rev) = if from_client { (c2s, s2c) } else { (s2c, c2s) };
-        let verdict = analyze(fwd, rev, &seg, u64::from(conn.first_rtt_ns));
-
-        sc.inc(Counter::packets);
-        sc.add(Counter::payload_bytes, u64::from(rec.payload_len));
-        if rec.payload_len > 0 {
-            sc.inc(Counter::data_segments);
+        let sc = &mut self.servers.entry(server_idx).counters;
+        segment::count(&mut seen, sc);
+        let mut hists = IntervalHists {
+            current: &mut self.hists,
+            spare: &mut self.spare_hists,
+        };
+        let (mut half_open, total) = segment::handshake(&mut seen, sc, &mut hists);
+        segment::teardown(&mut seen, sc, &mut half_open);
+        let was_half_open = seen.conn.half_open();
+        seen.conn.set(bit::HALF_OPEN, half_open);
+        let entry = self.servers.entry(server_idx);
+        if let Some(total) = total {
+            let spare = &mut self.spare_server_hists;
+            entry
+                .handshake_total
+                .get_or_insert_with(|| {
+                    spare
+                        .pop()
+                        .unwrap_or_else(|| Box::new(LatencyHist::per_server()))
+                })
+                .record_ns(total);
         }
-        if flags & RST != 0 {
-            sc.inc(Counter::rst);
-        }
-        if flags & FIN != 0 {
-            sc.inc(Counter::fin);
-            conn.bits |= bit::FIN[di];
-        }
-        if verdict != 0 {
-            count_verdict(sc, verdict, rec.payload_len);
-        }
-        if let Some(st) = stats.as_deref_mut() {
-            count_segment(&mut st.dir[di], rec, verdict);
-        }
-        let retransmitted = verdict & v::RETRANSMISSION != 0;
-
-        // Handshake timeline.
-        let mut half_open = conn.half_open();
-        match flags & (SYN | ACK) {
-            SYN => {
-                sc.inc(Counter::syn);
-                if retransmitted {
-                    sc.inc(Counter::syn_retransmits);
-                    conn.bits |= bit::SYN_RESENT;
-                    if let Some(st) = stats.as_deref_mut() {
-                        st.syn_retransmits = st.syn_retransmits.saturating_add(1);
-                    }
-                }
-                conn.syn_ns = ts;
-                if from_client && conn.handshake == Handshake::None {
-                    conn.handshake = Handshake::SynSent;
-                    half_open = true;
-                }
-            }
-            f if f == SYN | ACK => {
-                sc.inc(Counter::synack);
-                if retransmitted {
-                    sc.inc(Counter::synack_retransmits);
-                    conn.bits |= bit::SYNACK_RESENT;
-                    if let Some(st) = stats.as_deref_mut() {
-                        st.synack_retransmits = st.synack_retransmits.saturating_add(1);
-                    }
-                }
-                if !from_client {
-                    match conn.handshake {
-                        Handshake::SynSent => {
-                            // The server leg, measured once, from the latest SYN. Karn's rule:
-                            // after a resent SYN it is ambiguous and stays out of histograms.
-                            let leg = ts.saturating_sub(conn.syn_ns);
-                            if let Some(st) = stats.as_deref_mut() {
-                                st.syn_synack_ns = Some(leg);
-                            }
-                            if !conn.has(bit::SYN_RESENT) {
-                                self.hists
-                                    .get_or_insert_with(Box::default)
-                                    .syn_synack
-                                    .record_ns(leg);
-                            }
-                            conn.handshake = Handshake::SynAckSent;
-                            conn.synack_ns = ts;
-                        }
-                        Handshake::None => {
-                            conn.handshake = Handshake::SynAckSent;
-                            conn.synack_ns = ts;
-                            half_open = true;
-                        }
-                        Handshake::SynAckSent => conn.synack_ns = ts,
-                        Handshake::Established => {}
-                    }
-                }
-            }
-            ACK => {
-                // Wireshark's initial RTT: latest SYN to the first ACK-bearing non-SYN segment.
-                if conn.syn_ns != 0 && conn.first_rtt_ns == 0 {
-                    let rtt = ts.saturating_sub(conn.syn_ns);
-                    conn.first_rtt_ns = u32::try_from(rtt).unwrap_or(u32::MAX);
-                }
-                if from_client && conn.handshake == Handshake::SynAckSent && flags & RST == 0 {
-                    conn.handshake = Handshake::Established;
-                    half_open = false;
-                    sc.inc(Counter::handshakes);
-                    let hists = self.hists.get_or_insert_with(Box::default);
-                    let total = complete_handshake(conn, stats.as_deref_mut(), ts, hists, sc);
-                    if let Some(total) = total {
-                        self.servers
-                            .entry(conn.server_idx)
-                            .handshake_total
-                            .get_or_insert_with(|| Box::new(LatencyHist::per_server()))
-                            .record_ns(total);
-                    }
-                }
-            }
-            _ => {}
-        }
-        let sc = &mut self.servers.entry(conn.server_idx).counters;
-
-        // Teardown.
-        if flags & FIN != 0 && conn.fin_secs == 0 {
-            conn.fin_secs = u32::try_from(ts / 1_000_000_000).unwrap_or(u32::MAX).max(1);
-            if let Some(st) = stats {
-                st.fin_first = Some(di as u8);
-            }
-        }
-        if conn.closed.is_none() {
-            if flags & RST != 0 {
-                conn.closed = Some(if !from_client && conn.handshake == Handshake::SynSent {
-                    sc.inc(Counter::rst_to_syn);
-                    Close::Refused
-                } else if from_client {
-                    Close::RstClient
-                } else {
-                    Close::RstServer
-                });
-                half_open = false;
-            } else if conn.has(bit::FIN[C2S]) && conn.has(bit::FIN[S2C]) {
-                conn.closed = Some(Close::Fin);
-                half_open = false;
-            }
-        }
-        if half_open != conn.half_open() {
-            conn.set(bit::HALF_OPEN, half_open);
-            let entry = self.servers.entry(conn.server_idx);
+        if half_open != was_half_open {
             if half_open {
                 entry.half_open += 1;
             } else {
@@ -507,141 +408,42 @@ impl Engine {
     }
 
     /// Hands over this interval's figures and starts the next interval.
+    /// This interval's figures, in a new [`WorkerInterval`].
     pub fn take_interval(&mut self) -> WorkerInterval {
-        let mut servers = Vec::new();
-        self.servers.take_interval(&mut servers);
-        WorkerInterval {
-            servers,
-            hists: self.hists.take(),
-            flows: std::mem::take(&mut self.flows),
-            flow_table_full: std::mem::take(&mut self.flow_table_full),
-            flow_probe_limit: std::mem::take(&mut self.flow_probe_limit),
-            active_flows: self.table.len() as u64,
-            reorder_overflow: 0,
-        }
+        let mut part = WorkerInterval::default();
+        self.take_interval_into(&mut part);
+        part
     }
-}
 
-/// Wireshark infers a direction's first sequence number when its SYN was not seen; port reuse
-/// detection compares later SYNs against it.
-fn infer_base_seq(conn: &mut Conn, di: usize, ri: usize, rec: &PacketRecord) {
-    if !conn.has(bit::BASE_SET[di]) {
-        conn.base_seq[di] = if rec.flags & SYN != 0 {
-            rec.seq
-        } else {
-            rec.seq.wrapping_sub(1)
-        };
-        conn.bits |= bit::BASE_SET[di];
-    } else if rec.flags & SYN != 0 {
-        if rec.flags & ACK == 0 {
-            // A resent SYN: tshark rewinds to the end of the contiguous data first, so the
-            // resend is judged against the SYN itself.
-            conn.seq[di].next_seq = conn.seq[di].max_seq_to_ack;
-        } else if rec.seq != conn.base_seq[di] {
-            conn.base_seq[di] = rec.seq;
+    /// This interval's figures, into `part`: a share an earlier interval filled and the merger
+    /// handed back. Its vectors and histograms are reused (emptied), so a steady run allocates
+    /// nothing per interval once its server set is known.
+    pub fn take_interval_into(&mut self, part: &mut WorkerInterval) {
+        for s in part.servers.drain(..) {
+            if let Some(mut h) = s.handshake_total {
+                h.reset();
+                self.spare_server_hists.push(h);
+            }
         }
-    }
-    if !conn.has(bit::BASE_SET[ri]) && rec.flags & ACK != 0 {
-        conn.base_seq[ri] = rec.ack.wrapping_sub(1);
-        conn.bits |= bit::BASE_SET[ri];
-    }
-}
-
-/// Interval counters of a segment's analysis verdict.
-fn count_verdict(sc: &mut Counters, verdict: u16, len: u32) {
-    if verdict & v::RETRANSMISSION != 0 {
-        sc.inc(Counter::retransmits);
-        if len > 0 {
-            sc.inc(Counter::data_retransmits);
-            sc.add(Counter::retransmitted_bytes, u64::from(len));
+        if let Some(mut h) = part.hists.take() {
+            h.reset();
+            self.spare_hists.get_or_insert(h);
         }
-    }
-    for (bit, counter) in [
-        (v::FAST_RETRANSMISSION, Counter::fast_retransmits),
-        (v::SPURIOUS_RETRANSMISSION, Counter::spurious_retransmits),
-        (v::OUT_OF_ORDER, Counter::out_of_order),
-        (v::DUP_ACK, Counter::dup_acks),
-        (v::ZERO_WINDOW, Counter::zero_window),
-        (v::ZERO_WINDOW_PROBE, Counter::zero_window_probes),
-        (v::LOST_SEGMENT, Counter::lost_segments),
-        (v::ACKED_UNSEEN, Counter::acked_unseen),
-        (v::KEEP_ALIVE, Counter::keep_alives),
-    ] {
-        if verdict & bit != 0 {
-            sc.inc(counter);
-        }
-    }
-}
-
-/// Flow-record counters of one segment.
-fn count_segment(d: &mut DirCounts, rec: &PacketRecord, verdict: u16) {
-    d.packets = d.packets.saturating_add(1);
-    d.payload_bytes += u64::from(rec.payload_len);
-    if rec.flags & SYN != 0 {
-        d.syn = d.syn.saturating_add(1);
-    }
-    if rec.flags & FIN != 0 {
-        d.fin = d.fin.saturating_add(1);
-    }
-    if rec.flags & RST != 0 {
-        d.rst = d.rst.saturating_add(1);
-    }
-    if verdict == 0 {
-        return;
-    }
-    let add = |bit: u16| u32::from(verdict & bit != 0);
-    d.retransmits = d.retransmits.saturating_add(add(v::RETRANSMISSION));
-    d.out_of_order = d.out_of_order.saturating_add(add(v::OUT_OF_ORDER));
-    d.dup_acks = d.dup_acks.saturating_add(add(v::DUP_ACK));
-    let add16 = |bit: u16| u16::from(verdict & bit != 0);
-    d.fast_retransmits = d
-        .fast_retransmits
-        .saturating_add(add16(v::FAST_RETRANSMISSION));
-    d.spurious_retransmits = d
-        .spurious_retransmits
-        .saturating_add(add16(v::SPURIOUS_RETRANSMISSION));
-    d.zero_window = d.zero_window.saturating_add(add16(v::ZERO_WINDOW));
-    d.zero_window_probes = d
-        .zero_window_probes
-        .saturating_add(add16(v::ZERO_WINDOW_PROBE));
-}
-
-/// Measures the client leg and the total when the client's ACK completes the handshake, and
-/// returns the total if Karn's rule lets it into histograms: a leg that starts at a resent SYN or
-/// SYN/ACK is ambiguous (which copy was answered?), so it goes in the flow record only.
-fn complete_handshake(
-    conn: &Conn,
-    stats: Option<&mut FlowStats>,
-    ts: u64,
-    hists: &mut HandshakeHists,
-    sc: &mut Counters,
-) -> Option<u64> {
-    let synack_ack = ts.saturating_sub(conn.synack_ns);
-    let total = (conn.syn_ns != 0).then(|| ts.saturating_sub(conn.syn_ns));
-    if let Some(st) = stats {
-        st.synack_ack_ns = Some(synack_ack);
-        st.total_ns = total;
-    }
-    let syn_clean = !conn.has(bit::SYN_RESENT);
-    let synack_clean = !conn.has(bit::SYNACK_RESENT);
-    if synack_clean {
-        hists.synack_ack.record_ns(synack_ack);
-    }
-    match total {
-        Some(total) if syn_clean && synack_clean => {
-            hists.total.record_ns(total);
-            Some(total)
-        }
-        _ => {
-            sc.inc(Counter::handshake_ambiguous);
-            None
-        }
+        part.flows.clear();
+        self.servers.take_interval(&mut part.servers);
+        part.hists = self.hists.take();
+        std::mem::swap(&mut self.flows, &mut part.flows);
+        part.flow_table_full = std::mem::take(&mut self.flow_table_full);
+        part.flow_probe_limit = std::mem::take(&mut self.flow_probe_limit);
+        part.active_flows = self.table.len() as u64;
+        part.reorder_overflow = 0;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::flags::{FIN, RST};
     use crate::decode::Addr;
 
     const MS: u64 = 1_000_000;

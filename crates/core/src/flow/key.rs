@@ -2,7 +2,9 @@
 
 use std::hash::Hasher;
 
-use foldhash::fast::FoldHasher;
+use std::sync::OnceLock;
+
+use foldhash::fast::{FoldHasher, SeedableRandomState};
 use foldhash::SharedSeed;
 
 use crate::decode::{Addr, PacketRecord};
@@ -88,6 +90,15 @@ impl FlowHasher {
         h.write_u128(u128::from_ne_bytes(key.hi_addr.0));
         h.write_u32((u32::from(key.lo_port) << 16) | u32::from(key.hi_port));
         h.finish()
+    }
+
+    /// A hasher for the per-server maps, keyed from this key: servers are chosen by whoever
+    /// sends SYNs past the tap as much as flows are. The maps need a `'static` shared seed,
+    /// so the process keeps one, made from the first key asked.
+    pub fn map_state(&self) -> SeedableRandomState {
+        static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+        let shared = SHARED.get_or_init(|| self.shared.clone());
+        SeedableRandomState::with_seed(self.per_hasher ^ 0x005e_77e7, shared)
     }
 
     /// The hash of `rec`'s flow, for picking its worker ([`shard_of`]).

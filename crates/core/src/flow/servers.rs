@@ -4,6 +4,10 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::SeedableRandomState;
+
+use super::key::FlowHasher;
+
 use crate::decode::Endpoint;
 use crate::schema::counters::Counters;
 use crate::schema::hist::LatencyHist;
@@ -37,16 +41,17 @@ pub struct ServerSnapshot {
 pub const OVERFLOW: u32 = 0;
 
 pub struct ServerTable {
-    index: HashMap<Endpoint, u32>,
+    index: HashMap<Endpoint, u32, SeedableRandomState>,
     entries: Vec<ServerEntry>,
     free: Vec<u32>,
     capacity: usize,
 }
 
 impl ServerTable {
-    pub fn new(capacity: usize) -> Self {
+    /// A table of at most `capacity` servers, its map keyed by `hasher`'s key.
+    pub fn new(capacity: usize, hasher: &FlowHasher) -> Self {
         ServerTable {
-            index: HashMap::new(),
+            index: HashMap::with_hasher(hasher.map_state()),
             entries: vec![ServerEntry::default()],
             free: Vec::new(),
             capacity: capacity.max(1),
@@ -145,7 +150,7 @@ mod tests {
 
     #[test]
     fn overflow_bucket_takes_servers_beyond_capacity() {
-        let mut t = ServerTable::new(2);
+        let mut t = ServerTable::new(2, &FlowHasher::random());
         let a = t.slot(ep(1));
         let b = t.slot(ep(2));
         assert_ne!(a, b);
@@ -155,7 +160,7 @@ mod tests {
 
     #[test]
     fn idle_servers_are_reclaimed_after_their_interval_is_taken() {
-        let mut t = ServerTable::new(1);
+        let mut t = ServerTable::new(1, &FlowHasher::random());
         let a = t.slot(ep(1));
         t.entry(a).counters.inc(Counter::syn);
         let mut out = Vec::new();

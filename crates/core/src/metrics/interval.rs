@@ -34,32 +34,33 @@ pub struct Listing {
 }
 
 /// Merges the workers' shares of one interval into its record, and collects the flow records
-/// that ended in it in a worker-independent order.
+/// that ended in it in a worker-independent order. The shares keep their memory (emptied of
+/// flows), for their workers to fill again.
 pub fn merge_interval(
     start_ns: u64,
     end_ns: u64,
     source: &str,
     capture: &CaptureStats,
-    parts: Vec<WorkerInterval>,
+    parts: &mut [WorkerInterval],
     listing: &Listing,
 ) -> (IntervalRecord, Vec<FlowRecord>) {
-    let mut hists: Option<Box<HandshakeHists>> = None;
+    // The first share's histograms collect the others', and go back to it afterwards.
+    let first_hists = parts.iter().position(|p| p.hists.is_some());
+    let mut hists: Option<Box<HandshakeHists>> = first_hists.and_then(|i| parts[i].hists.take());
     let mut servers: BTreeMap<(bool, Endpoint), ServerSum> = BTreeMap::new();
-    let mut flows = Vec::new();
+    let mut flows = Vec::with_capacity(parts.iter().map(|p| p.flows.len()).sum());
     let mut drops = capture.drops.clone();
     let mut active_flows = 0;
-    for part in parts {
-        match (&mut hists, part.hists) {
-            (Some(acc), Some(h)) => acc.merge(&h),
-            (None, h) => hists = h,
-            (_, None) => {}
+    for part in parts.iter_mut() {
+        if let (Some(acc), Some(h)) = (&mut hists, &part.hists) {
+            acc.merge(h);
         }
         drops.flow_table_full += part.flow_table_full;
         drops.flow_probe_limit += part.flow_probe_limit;
         drops.reorder_overflow += part.reorder_overflow;
         active_flows += part.active_flows;
-        flows.extend(part.flows);
-        for s in part.servers {
+        flows.append(&mut part.flows);
+        for s in &part.servers {
             add_server(&mut servers, s);
         }
     }
@@ -113,7 +114,7 @@ pub fn merge_interval(
         source: source.to_string(),
         capture: capture.to_record(),
         tcp: TcpRecord::new(total, active_flows, half_open),
-        histograms: match hists {
+        histograms: match &hists {
             Some(h) => HistogramsRecord {
                 handshake_total_us: h.total.summary(),
                 syn_synack_us: h.syn_synack.summary(),
@@ -131,19 +132,22 @@ pub fn merge_interval(
         sources: None,
         sinks: None,
     };
+    if let Some(i) = first_hists {
+        parts[i].hists = hists;
+    }
     (record, flows)
 }
 
-fn add_server(servers: &mut BTreeMap<(bool, Endpoint), ServerSum>, s: ServerSnapshot) {
+fn add_server(servers: &mut BTreeMap<(bool, Endpoint), ServerSum>, s: &ServerSnapshot) {
     let sum = servers.entry((s.overflow, s.endpoint)).or_default();
     sum.overflow = s.overflow;
     sum.counters.merge(&s.counters);
     sum.half_open += u64::from(s.half_open);
     sum.active_flows += u64::from(s.active_flows);
-    if let Some(h) = s.handshake_total {
+    if let Some(h) = &s.handshake_total {
         match &mut sum.hist {
-            Some(acc) => acc.merge(&h),
-            None => sum.hist = Some(*h),
+            Some(acc) => acc.merge(h),
+            None => sum.hist = Some((**h).clone()),
         }
     }
 }

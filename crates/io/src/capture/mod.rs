@@ -9,14 +9,15 @@
 //! - [`live`]: the [`LiveQueue`] interface `tcpulse run` reads every live source through.
 
 pub mod af_packet;
+pub mod fake;
 pub mod frame;
 pub mod live;
 pub mod pcap_file;
 pub mod pcap_writer;
 pub mod xdp;
 
-pub use live::{LiveQueue, QueueDrops};
 pub use frame::{Frame, LINKTYPE_ETHERNET};
+pub use live::{LiveQueue, QueueDrops};
 pub use pcap_file::{CaptureError, CaptureFile, FileFormat, Frames, MAX_FRAME_LEN};
 pub use pcap_writer::{PcapNgWriter, PcapWriter};
 

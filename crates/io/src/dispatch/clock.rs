@@ -6,7 +6,7 @@
 pub const MAX_EMPTY_INTERVALS: u64 = 3_600;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum ClockStep {
     /// The packet belongs to the current interval.
     Same,
     /// The packet is stamped before the current interval; it is kept in the current one.
@@ -43,15 +43,15 @@ impl IntervalClock {
 
     /// Where a packet stamped `ts` falls. After `Close`, call `advance(ts)` and ask again until
     /// `Same` (each call closes one interval, or jumps over a long gap at once).
-    pub fn step(&mut self, ts: u64) -> Step {
+    pub fn step(&mut self, ts: u64) -> ClockStep {
         match self.start {
             None => {
                 self.start = Some(self.align(ts));
-                Step::Same
+                ClockStep::Same
             }
-            Some(start) if ts < start => Step::Backwards,
-            Some(start) if ts - start < self.len_ns => Step::Same,
-            Some(start) => Step::Close {
+            Some(start) if ts < start => ClockStep::Backwards,
+            Some(start) if ts - start < self.len_ns => ClockStep::Same,
+            Some(start) => ClockStep::Close {
                 end: start + self.len_ns,
             },
         }
@@ -84,13 +84,13 @@ mod tests {
     #[test]
     fn aligned_intervals_and_empty_ones_in_gaps() {
         let mut c = IntervalClock::new(S);
-        assert_eq!(c.step(10 * S + 5), Step::Same);
+        assert_eq!(c.step(10 * S + 5), ClockStep::Same);
         assert_eq!(c.start(), Some(10 * S));
-        assert_eq!(c.step(10 * S + S - 1), Step::Same);
-        assert_eq!(c.step(9 * S), Step::Backwards);
+        assert_eq!(c.step(10 * S + S - 1), ClockStep::Same);
+        assert_eq!(c.step(9 * S), ClockStep::Backwards);
         // A packet 3 s later closes 3 intervals (10, 11, 12) before landing in 13.
         let mut closed = Vec::new();
-        while let Step::Close { end } = c.step(13 * S + 1) {
+        while let ClockStep::Close { end } = c.step(13 * S + 1) {
             closed.push(end);
             c.advance(13 * S + 1);
         }
@@ -102,8 +102,8 @@ mod tests {
     fn long_gaps_are_jumped() {
         let mut c = IntervalClock::new(S);
         c.step(0);
-        assert_eq!(c.step(1_000_000 * S), Step::Close { end: S });
+        assert_eq!(c.step(1_000_000 * S), ClockStep::Close { end: S });
         assert!(c.advance(1_000_000 * S));
-        assert_eq!(c.step(1_000_000 * S), Step::Same);
+        assert_eq!(c.step(1_000_000 * S), ClockStep::Same);
     }
 }

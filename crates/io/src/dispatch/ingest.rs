@@ -4,7 +4,7 @@
 
 use crossbeam_channel::Sender;
 
-use super::clock::{IntervalClock, Step};
+use super::clock::{ClockStep, IntervalClock};
 use super::Feeder;
 use tcpulse_core::decode::{decode_frame, DecodeError, LinkType};
 
@@ -89,12 +89,12 @@ impl Ingest {
     pub fn advance_to(&mut self, ts: u64) {
         loop {
             match self.clock.step(ts) {
-                Step::Same => return,
-                Step::Backwards => {
+                ClockStep::Same => return,
+                ClockStep::Backwards => {
                     self.stats.ts_backwards += 1;
                     return;
                 }
-                Step::Close { end } => {
+                ClockStep::Close { end } => {
                     self.close_interval(end);
                     if self.clock.advance(ts) {
                         self.stats.time_jumps += 1;

@@ -14,10 +14,28 @@ use tcpulse_core::flow::{Engine, FlowConfig, WorkerInterval};
 
 use crate::dispatch::{queue_depth, Backpressure, Batch, Feeder, ToWorker, BATCH};
 
-/// The flow worker threads. Each hands its interval figures to `results`, in order.
+/// The flow worker threads. Each hands its interval figures to `results`, in order, and
+/// takes back through its [`ShareReturn`] the shares the merger is done with.
 pub struct Workers {
     handles: Vec<JoinHandle<()>>,
 }
+
+/// Where the merger hands each worker's shares back, emptied, so the next interval reuses
+/// their memory. Full or closed: the share is dropped, and the worker makes a new one.
+#[derive(Clone)]
+pub struct ShareReturn(Vec<Sender<WorkerInterval>>);
+
+impl ShareReturn {
+    /// Gives worker `id`'s share back.
+    pub fn give_back(&self, id: usize, part: WorkerInterval) {
+        if let Some(tx) = self.0.get(id) {
+            let _ = tx.try_send(part);
+        }
+    }
+}
+
+/// Shares in flight back to one worker: the merger frees one per interval.
+const RETURNED_SHARES: usize = 2;
 
 impl Workers {
     /// Starts `workers` threads, each owning an engine with `cfg` (capacity per worker), fed by
@@ -30,7 +48,7 @@ impl Workers {
         mode: Backpressure,
         anonymize: Option<[u8; 32]>,
         results: &Sender<(usize, WorkerInterval)>,
-    ) -> std::io::Result<(Workers, Vec<Feeder>)> {
+    ) -> std::io::Result<(Workers, Vec<Feeder>, ShareReturn)> {
         let (workers, feeders) = (workers.max(1), feeders.max(1));
         let depth = queue_depth(mode);
         let mut recycle_tx = Vec::with_capacity(feeders);
@@ -45,8 +63,11 @@ impl Workers {
         }
         let mut inputs = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
+        let mut returns = Vec::with_capacity(workers);
         for id in 0..workers {
             let (tx, rx) = bounded::<ToWorker>(depth);
+            let (return_tx, returned) = bounded::<WorkerInterval>(RETURNED_SHARES);
+            returns.push(return_tx);
             let mut engine = Engine::new(cfg.clone());
             let (results, recycle) = (results.clone(), recycle_tx.clone());
             handles.push(
@@ -57,6 +78,7 @@ impl Workers {
                         let out = worker::Output {
                             id,
                             results: &results,
+                            returned: &returned,
                             anonymizer: anonymizer.as_mut(),
                         };
                         worker::run(feeders, &mut engine, &rx, &recycle, out);
@@ -72,7 +94,7 @@ impl Workers {
                 Feeder::new(id, feeders, inputs, hasher, recycled, mode)
             })
             .collect();
-        Ok((Workers { handles }, feeders))
+        Ok((Workers { handles }, feeders, ShareReturn(returns)))
     }
 
     /// Waits for the workers, which stop once every feeder has finished.

@@ -18,6 +18,8 @@ const LANE_CAPACITY: usize = 32 * 1024;
 pub(super) struct Output<'a> {
     pub id: usize,
     pub results: &'a Sender<(usize, WorkerInterval)>,
+    /// Shares the merger is done with, to fill again (their memory reused).
+    pub returned: &'a Receiver<WorkerInterval>,
     /// Applied to every share before it leaves the worker (`--anonymize`).
     pub anonymizer: Option<&'a mut Anonymizer>,
 }
@@ -145,7 +147,8 @@ impl Closing {
 
     /// Sends the interval's figures; false when nobody listens any more.
     fn hand_over(&mut self, engine: &mut Engine, out: &mut Output<'_>) -> bool {
-        let mut part = engine.take_interval();
+        let mut part = out.returned.try_recv().unwrap_or_default();
+        engine.take_interval_into(&mut part);
         part.reorder_overflow = std::mem::take(&mut self.reorder_overflow);
         if let Some(a) = out.anonymizer.as_deref_mut() {
             a.apply(&mut part);

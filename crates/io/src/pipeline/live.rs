@@ -174,6 +174,12 @@ pub fn capture_loop(
         ring_full_seen = ring_full;
         if let Err(e) = &received {
             eprintln!("tcpulse: {e}");
+            // The kernel's last counts of this queue, before it is given up: its losses since
+            // the last interval close still reach the records.
+            let before = own_drops(&ingest.stats.drops);
+            add_drops(&mut ingest.stats.drops, &mut last, socket.drops());
+            let gained = own_drops(&ingest.stats.drops) - before;
+            ctl.own_drops.fetch_add(gained, Ordering::Relaxed);
             failed = true;
             if matches!(e, LiveError::InterfaceGone { .. }) || !matches!(e, LiveError::Io { .. }) {
                 ctl.lost.store(true, Ordering::SeqCst);
@@ -256,5 +262,127 @@ fn add_drops(drops: &mut Drops, last: &mut QueueDrops, now: QueueDrops) {
 fn pin_to(cpu: u32) {
     if let Err(e) = sys::pin_thread_to(cpu) {
         eprintln!("tcpulse: cannot pin a capture thread to CPU {cpu}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tcpulse_core::flow::FlowConfig;
+    use tcpulse_core::metrics::interval::Listing;
+    use tcpulse_core::schema::{IntervalRecord, Record};
+
+    use super::*;
+    use crate::capture::fake::{ScriptStep, ScriptedQueue};
+    use crate::dispatch::Backpressure;
+    use crate::pipeline::{OutputSettings, Pipeline, Settings};
+
+    /// An Ethernet + IPv4 + TCP segment (no options, checksums left 0: decode does not check
+    /// them) from port `sport` to 10.0.0.2:80.
+    fn segment(sport: u16, flags: u8, seq: u32) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        let ip = &mut f[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let tcp = &mut f[34..54];
+        tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = flags;
+        tcp[14..16].copy_from_slice(&1024u16.to_be_bytes());
+        f
+    }
+
+    /// Frames in, the kernel's drops and a lost interface scripted: the capture thread feeds
+    /// every frame through the workers to the output, accounts the socket's drops, and reports
+    /// the interface lost.
+    #[test]
+    fn the_capture_loop_feeds_the_pipeline_and_reports_drops_and_a_lost_interface() {
+        let out = std::env::temp_dir().join(format!("tcpulse-fakeq-{}.jsonl", std::process::id()));
+        let now = now_ns();
+        let frames: Vec<(u64, Vec<u8>)> = (0..100u16)
+            .map(|i| {
+                (
+                    now + u64::from(i) * 1000,
+                    segment(1000 + i, 0x02, u32::from(i)),
+                )
+            })
+            .collect();
+        let mut queue = ScriptedQueue::new(
+            "0",
+            vec![
+                ScriptStep::Frames(frames[..60].to_vec()),
+                ScriptStep::Frames(frames[60..].to_vec()),
+                ScriptStep::Fail(crate::capture::xdp::LiveError::InterfaceGone {
+                    iface: "fake0".into(),
+                }),
+            ],
+        );
+        queue.drops.xdp_rx_ring_full = 7;
+        let settings = Settings {
+            workers: 2,
+            interval_ns: 1_000_000_000,
+            flow: FlowConfig::default(),
+            listing: Listing {
+                top_servers: 10,
+                watch: Vec::new(),
+            },
+            anonymize: None,
+            outputs: OutputSettings {
+                output: out.display().to_string(),
+                flows: None,
+                sinks: Vec::new(),
+            },
+        };
+        let (pipeline, ingests) =
+            Pipeline::start(&settings, 1, Backpressure::Drop, "fake0".into()).expect("start");
+        let control = Arc::new(Control::default());
+        let threads = spawn_capture_threads(vec![Box::new(queue)], ingests, None, false, &control)
+            .expect("capture thread");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !control.lost.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lost interface is noticed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        control.stop_now();
+        for t in threads {
+            t.join().expect("capture thread");
+        }
+        pipeline.join().expect("outputs written");
+        let text = std::fs::read_to_string(&out).expect("output");
+        let _ = std::fs::remove_file(&out);
+        let records: Vec<IntervalRecord> = text
+            .lines()
+            .map(|l| match Record::from_line(l).expect("a record") {
+                Record::Interval(r) => *r,
+                Record::Flow(_) => panic!("no flow records asked for"),
+            })
+            .collect();
+        let packets: u64 = records.iter().map(|r| r.capture.packets).sum();
+        let syn: u64 = records
+            .iter()
+            .map(|r| {
+                r.tcp
+                    .counters
+                    .get(tcpulse_core::schema::counters::Counter::syn)
+            })
+            .sum();
+        let ring_full: u64 = records
+            .iter()
+            .map(|r| r.capture.drops.xdp_rx_ring_full)
+            .sum();
+        assert_eq!((packets, syn), (100, 100));
+        assert_eq!(ring_full, 7, "the socket's drops reach the records");
+        assert_eq!(control.frames.load(Ordering::Relaxed), 100);
     }
 }

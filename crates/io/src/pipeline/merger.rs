@@ -13,6 +13,7 @@ use tcpulse_core::schema::interval::CaptureStats;
 
 use super::outputs::Outputs;
 use crate::dispatch::ingest::IntervalMeta;
+use crate::flow::ShareReturn;
 
 /// The thread that merges every producer's and every worker's share of an interval into its
 /// record and writes it, then the flows that ended in it.
@@ -21,6 +22,8 @@ pub struct IntervalMerger {
     pub workers: usize,
     pub source: String,
     pub listing: Listing,
+    /// Where the shares go back to their workers once merged.
+    pub returns: ShareReturn,
 }
 
 impl IntervalMerger {
@@ -70,9 +73,19 @@ impl IntervalMerger {
                 start = start.min(m.start_ns);
                 end = end.max(m.end_ns);
             }
-            let shares = parts.iter_mut().filter_map(VecDeque::pop_front).collect();
-            let (record, flows) =
-                merge_interval(start, end, &self.source, &capture, shares, &self.listing);
+            let mut shares: Vec<WorkerInterval> =
+                parts.iter_mut().filter_map(VecDeque::pop_front).collect();
+            let (record, flows) = merge_interval(
+                start,
+                end,
+                &self.source,
+                &capture,
+                &mut shares,
+                &self.listing,
+            );
+            for (id, share) in shares.into_iter().enumerate() {
+                self.returns.give_back(id, share);
+            }
             // After a write error keep draining, so producers never block; report it at the
             // end. Sinks still get every record.
             if let Err(e) = outputs.write(record, flows) {

@@ -117,8 +117,9 @@ impl Pipeline {
         let (results_tx, results_rx) = unbounded();
         let (meta_tx, meta_rx): (Sender<IntervalMeta>, _) = unbounded();
         let anonymize = settings.anonymize;
-        let (pool, feeds) = Workers::start(workers, feeders, &cfg, mode, anonymize, &results_tx)
-            .map_err(StartError::Workers)?;
+        let (pool, feeds, returns) =
+            Workers::start(workers, feeders, &cfg, mode, anonymize, &results_tx)
+                .map_err(StartError::Workers)?;
         // Addresses are anonymised in the workers; patterns follow them (prefixes are kept).
         let mut anonymizer = anonymize.map(|k| Anonymizer::new(&k));
         let watch = settings
@@ -135,6 +136,7 @@ impl Pipeline {
                 top_servers: settings.listing.top_servers,
                 watch,
             },
+            returns,
         };
         let merger = merger
             .spawn(outputs, meta_rx, results_rx)

@@ -107,7 +107,7 @@ pub enum Records {
 
 /// Everything a sink needs, checked.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Settings {
+pub struct SinkSettings {
     pub records: Records,
     pub delivery: Delivery,
     pub rotation: Rotation,
@@ -243,8 +243,8 @@ impl SinkSpec {
     }
 
     /// The options, checked and with their defaults.
-    pub fn settings(&self) -> Result<Settings, SpecError> {
-        let mut s = Settings {
+    pub fn settings(&self) -> Result<SinkSettings, SpecError> {
+        let mut s = SinkSettings {
             records: Records::Intervals,
             delivery: Delivery::default(),
             rotation: Rotation {
@@ -338,7 +338,7 @@ impl SinkSpec {
     }
 
     /// Makes the sink, opening files now so a bad path fails before the run starts.
-    pub fn build(&self) -> Result<(Box<dyn Sink>, Settings), String> {
+    pub fn build(&self) -> Result<(Box<dyn Sink>, SinkSettings), String> {
         let settings = self.settings().map_err(|e| e.to_string())?;
         let sink: Box<dyn Sink> = match self.kind {
             SinkKind::File => Box::new(

@@ -1,6 +1,12 @@
-//! System calls shared by the live sources (AF_XDP, AF_PACKET) and the transmitters.
+//! Every system call tcpulse makes, behind safe wrappers: the rest of the crate holds no
+//! `libc` call. Shared calls here; AF_PACKET sockets and rings in [`packet`], AF_XDP sockets
+//! and interface queries in [`xdp`], signals and affinity in [`process`], giving up privileges
+//! in [`privilege`].
 
+pub mod packet;
+pub mod privilege;
 pub mod process;
+pub mod xdp;
 
 pub use process::{hang_up, hangups, install_signal_handlers, pin_thread_to, stop_requested};
 

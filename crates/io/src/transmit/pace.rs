@@ -155,10 +155,7 @@ fn wait_until(start: Instant, due_ns: u64) {
 
 /// Sleeps of this thread end within microseconds instead of the default 50 µs timer slack.
 fn precise_sleeps() {
-    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and affects only this thread.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
-    }
+    crate::sys::process::tight_timer_slack();
 }
 
 #[cfg(test)]

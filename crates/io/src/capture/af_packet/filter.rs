@@ -9,15 +9,7 @@
 //! captured (classic BPF has no loops; such packets are rare, and tcpulse's XDP program, which
 //! walks the chain, is the choice where they matter).
 
-/// `struct sock_filter` (linux/filter.h).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SockFilter {
-    pub code: u16,
-    pub jt: u8,
-    pub jf: u8,
-    pub k: u32,
-}
+pub use crate::sys::packet::SockFilter;
 
 /// Opcodes used here (linux/bpf_common.h).
 mod op {

@@ -16,7 +16,6 @@
 mod filter;
 mod queue;
 mod ring;
-mod socket;
 
 pub use queue::AfPacketQueue;
 

@@ -6,10 +6,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::filter;
 use super::ring::{self, Ring};
-use super::socket::{self, Membership, TpacketReq3};
 use super::AfPacketOptions;
 use crate::capture::xdp::LiveError;
 use crate::capture::{Frame, LiveQueue, QueueDrops, LINKTYPE_ETHERNET};
+use crate::sys::packet::{self as socket, Membership, TpacketReq3};
 
 const MIN_BLOCK: u32 = 64 << 10;
 const MAX_BLOCK: u32 = 64 << 20;

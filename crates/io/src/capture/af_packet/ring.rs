@@ -11,6 +11,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::sys::packet::SharedMap;
+
 /// `struct tpacket_block_desc` with its `tpacket_hdr_v1`.
 mod block {
     pub const STATUS: usize = 8;
@@ -168,8 +170,7 @@ pub fn with_tag<'s>(data: &'s [u8], tag: VlanTag, scratch: &'s mut Vec<u8>) -> &
 /// The mapping of one socket's RX ring and the next block to read.
 #[derive(Debug)]
 pub struct Ring {
-    /// Address of the mapping (a usize so the type is plainly `Send`; only this struct uses it).
-    base: usize,
+    map: SharedMap,
     block_size: usize,
     block_count: usize,
     next: usize,
@@ -181,22 +182,8 @@ impl Ring {
         let len = block_size
             .checked_mul(block_count)
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: a fresh shared mapping of the socket's ring; the result is checked.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Ring {
-            base: p.expose_provenance(),
+            map: SharedMap::map(fd, len)?,
             block_size,
             block_count,
             next: 0,
@@ -204,7 +191,7 @@ impl Ring {
     }
 
     fn status(&self, index: usize) -> &AtomicU32 {
-        let at = self.base + index * self.block_size + block::STATUS;
+        let at = self.map.base() + index * self.block_size + block::STATUS;
         let p = std::ptr::with_exposed_provenance_mut::<u32>(at);
         // SAFETY: `at` is inside the mapping (index < block_count, STATUS + 4 <= block size),
         // 4-byte aligned (blocks are page aligned), and the kernel only touches the word
@@ -218,7 +205,8 @@ impl Ring {
         if self.status(self.next).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
             return None;
         }
-        let p = std::ptr::with_exposed_provenance::<u8>(self.base + self.next * self.block_size);
+        let at = self.map.base() + self.next * self.block_size;
+        let p = std::ptr::with_exposed_provenance::<u8>(at);
         // SAFETY: the block lies inside the mapping; with TP_STATUS_USER set the kernel does not
         // write it until we store TP_STATUS_KERNEL in `release`, which needs `&mut self`, so the
         // slice cannot outlive our ownership.
@@ -231,14 +219,6 @@ impl Ring {
         self.status(self.next)
             .store(TP_STATUS_KERNEL, Ordering::Release);
         self.next = (self.next + 1) % self.block_count;
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        let p = std::ptr::with_exposed_provenance_mut::<libc::c_void>(self.base);
-        // SAFETY: the mapping made in `map`, unmapped once; nothing borrows it any more.
-        unsafe { libc::munmap(p, self.block_size * self.block_count) };
     }
 }
 

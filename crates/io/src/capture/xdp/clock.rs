@@ -13,7 +13,7 @@
 
 use std::sync::OnceLock;
 
-use super::sys;
+use crate::sys::xdp as sys;
 
 /// `CLOCK_REALTIME - CLOCK_MONOTONIC`, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,7 +20,6 @@ mod error;
 mod meta;
 mod program;
 mod queue;
-mod sys;
 
 use std::fmt;
 
@@ -119,5 +118,5 @@ impl Default for XdpOptions {
 /// Number of RX queues of `iface` in the calling thread's namespace (ethtool channel count,
 /// else sysfs), when the driver says.
 pub fn rx_queue_count(iface: &str) -> Option<u32> {
-    sys::rx_queue_count(iface)
+    crate::sys::xdp::rx_queue_count(iface)
 }

@@ -18,7 +18,7 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::mem;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::raw::{c_char, c_int, c_void};
 use std::ptr::{self, NonNull};
 use std::sync::{Arc, Mutex, Once, Weak};
@@ -27,8 +27,8 @@ use std::time::Duration;
 use libxdp_sys as bpf;
 
 use super::error::LiveError;
-use super::sys;
 use super::{XdpMode, XdpOptions};
+use crate::sys::xdp as sys;
 
 /// The program's name in the kernel (at most 15 bytes); leftovers are recognised by it as a
 /// prefix, which also covers [`PROGRAM_NAME_HW`].
@@ -184,9 +184,9 @@ fn program_name(id: u32) -> Option<String> {
     if fd < 0 {
         return None;
     }
-    let info = prog_info(fd);
-    // SAFETY: `fd` is ours and closed once.
-    unsafe { libc::close(fd) };
+    // SAFETY: `fd` is a fresh descriptor nothing else owns; dropping it closes it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let info = prog_info(owned.as_raw_fd());
     info.map(|(_, name)| name)
 }
 

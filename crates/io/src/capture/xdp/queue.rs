@@ -14,12 +14,12 @@ use xsk_rs::config::{
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 use super::clock::{self, EpochOffset};
-use crate::capture::Frame;
 use super::error::LiveError;
 use super::meta::{self, META_LEN};
 use super::program::{self, XdpProgram};
-use super::sys;
 use super::{ProgramChoice, XdpMode, XdpOptions, ZeroCopy};
+use crate::capture::Frame;
+use crate::sys::xdp as sys;
 
 /// Socket statistics (`getsockopt(XDP_STATISTICS)`) plus this queue's own counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
