@@ -3,6 +3,7 @@
 //! and interface queries in [`xdp`], signals and affinity in [`process`], giving up privileges
 //! in [`privilege`].
 
+pub mod bpf;
 pub mod packet;
 pub mod privilege;
 pub mod process;

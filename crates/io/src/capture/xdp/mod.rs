@@ -17,6 +17,7 @@
 
 mod clock;
 mod error;
+mod info;
 mod meta;
 mod program;
 mod queue;

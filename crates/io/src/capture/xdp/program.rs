@@ -18,16 +18,17 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::raw::{c_char, c_int};
 use std::ptr::{self, NonNull};
-use std::sync::{Arc, Mutex, Once, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use libxdp_sys as bpf;
 
 use super::error::LiveError;
 use super::{XdpMode, XdpOptions};
+use crate::sys::bpf::{attached, errno, flag, prog_info, program_name, quiet_libraries};
 use crate::sys::xdp as sys;
 
 /// The program's name in the kernel (at most 15 bytes); leftovers are recognised by it as a
@@ -66,26 +67,12 @@ mod counter {
     pub const COUNT: u32 = 8;
 }
 
-/// linux/if_link.h and linux/bpf.h values the bindings do not carry.
-mod flag {
-    pub const SKB_MODE: u32 = 1 << 1;
-    pub const DRV_MODE: u32 = 1 << 2;
-    pub const HW_MODE: u32 = 1 << 3;
-    pub const BPF_F_XDP_DEV_BOUND_ONLY: u32 = 1 << 6;
-}
-
 /// Default XSKMAP size; raised to the interface's queue count when that is larger.
 const XSKMAP_MIN_ENTRIES: u32 = 256;
 
 /// Bytes of verifier log kept for an error message.
 const LOG_BUF_LEN: usize = 256 * 1024;
 const LOG_TAIL_LEN: usize = 1500;
-
-unsafe extern "C" {
-    // In the static libbpf that libxdp-sys links, but not in its generated bindings.
-    fn libbpf_set_print(f: *const c_void) -> *const c_void;
-    fn libbpf_num_possible_cpus() -> c_int;
-}
 
 /// `struct tcpulse_cfg` in the C source.
 #[repr(C)]
@@ -139,21 +126,6 @@ unsafe impl Send for XdpProgram {}
 // SAFETY: as above; no method mutates the object through `&self`.
 unsafe impl Sync for XdpProgram {}
 
-/// Silences libbpf's and libxdp's default printing to stderr (set `TCPULSE_LIBBPF_LOG` to keep
-/// it); failures reach the operator through [`LiveError`] instead.
-fn quiet_libraries() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("TCPULSE_LIBBPF_LOG").is_none() {
-            // SAFETY: a null callback disables printing; both calls only store the pointer.
-            unsafe {
-                libbpf_set_print(ptr::null());
-                bpf::libxdp_set_print(None);
-            }
-        }
-    });
-}
-
 /// Capabilities the loader and the socket need, with the names the operator sees.
 pub(super) fn missing_capabilities() -> Vec<&'static str> {
     let Ok(caps) = sys::effective_caps() else {
@@ -171,65 +143,6 @@ pub(super) fn missing_capabilities() -> Vec<&'static str> {
         missing.push("CAP_NET_RAW");
     }
     missing
-}
-
-fn errno(rc: c_int) -> io::Error {
-    io::Error::from_raw_os_error(rc.checked_neg().unwrap_or(libc::EINVAL).max(1))
-}
-
-/// Name and id of the program `id`, if it can be opened.
-fn program_name(id: u32) -> Option<String> {
-    // SAFETY: plain syscall wrapper; the result is checked.
-    let fd = unsafe { bpf::bpf_prog_get_fd_by_id(id) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: `fd` is a fresh descriptor nothing else owns; dropping it closes it.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let info = prog_info(owned.as_raw_fd());
-    info.map(|(_, name)| name)
-}
-
-/// `(id, name)` of the program behind `fd`.
-fn prog_info(fd: c_int) -> Option<(u32, String)> {
-    // SAFETY: bpf_prog_info is plain data; all-zero is the required initial value.
-    let mut info: bpf::bpf_prog_info = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<bpf::bpf_prog_info>() as u32;
-    // SAFETY: `info` has `len` writable bytes.
-    let rc = unsafe { bpf::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
-    if rc != 0 {
-        return None;
-    }
-    let bytes: Vec<u8> = info
-        .name
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    Some((info.id, String::from_utf8_lossy(&bytes).into_owned()))
-}
-
-/// What is attached to an interface now: `(program id, flags of its mode)` per attached mode.
-fn attached(ifindex: u32) -> io::Result<Vec<(u32, u32)>> {
-    // SAFETY: bpf_xdp_query_opts is plain data; all-zero plus `sz` is its documented init.
-    let mut q: bpf::bpf_xdp_query_opts = unsafe { mem::zeroed() };
-    q.sz = mem::size_of::<bpf::bpf_xdp_query_opts>();
-    // SAFETY: `q` is a valid, sized options struct.
-    let rc = unsafe { bpf::bpf_xdp_query(ifindex as c_int, 0, &mut q) };
-    if rc != 0 {
-        return Err(errno(rc));
-    }
-    let mut out = Vec::new();
-    if q.drv_prog_id != 0 {
-        out.push((q.drv_prog_id, flag::DRV_MODE));
-    }
-    if q.skb_prog_id != 0 {
-        out.push((q.skb_prog_id, flag::SKB_MODE));
-    }
-    if q.hw_prog_id != 0 {
-        out.push((q.hw_prog_id, flag::HW_MODE));
-    }
-    Ok(out)
 }
 
 /// The ids of every XDP program attached to the interface, for tests and diagnostics.
@@ -527,10 +440,7 @@ impl XdpProgram {
     /// # Errors
     /// When the kernel refuses the lookup.
     pub fn counters(&self) -> Result<ProgramCounters, LiveError> {
-        // SAFETY: plain libbpf query.
-        let cpus = usize::try_from(unsafe { libbpf_num_possible_cpus() })
-            .unwrap_or(0)
-            .max(1);
+        let cpus = crate::sys::bpf::possible_cpus().unwrap_or(0).max(1);
         let mut sums = [0u64; counter::COUNT as usize];
         let mut values = vec![0u64; cpus];
         for (key, sum) in (0u32..).zip(sums.iter_mut()) {
