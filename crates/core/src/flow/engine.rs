@@ -59,6 +59,10 @@ pub struct HandshakeHists {
 }
 
 impl HandshakeHists {
+    pub fn is_empty(&self) -> bool {
+        self.total.is_empty() && self.syn_synack.is_empty() && self.synack_ack.is_empty()
+    }
+
     /// Empties every histogram, keeping its memory.
     pub fn reset(&mut self) {
         self.total.reset();
@@ -87,6 +91,20 @@ pub struct WorkerInterval {
     /// Records the worker's merge of several feeders had to release before their turn (set by
     /// the worker, not the engine).
     pub reorder_overflow: u64,
+}
+
+impl WorkerInterval {
+    /// Empties the histograms (keeping their memory) before the share goes back to its worker.
+    pub fn empty_histograms(&mut self) {
+        if let Some(h) = &mut self.hists {
+            h.reset();
+        }
+        for s in &mut self.servers {
+            if let Some(h) = &mut s.handshake_total {
+                h.reset();
+            }
+        }
+    }
 }
 
 /// Eviction looks at this many entries near the new flow's slot.
@@ -419,14 +437,20 @@ impl Engine {
     /// handed back. Its vectors and histograms are reused (emptied), so a steady run allocates
     /// nothing per interval once its server set is known.
     pub fn take_interval_into(&mut self, part: &mut WorkerInterval) {
+        // The merger empties what it hands back (off this thread's critical path); a share
+        // handed back as it was is emptied here.
         for s in part.servers.drain(..) {
             if let Some(mut h) = s.handshake_total {
-                h.reset();
+                if !h.is_empty() {
+                    h.reset();
+                }
                 self.spare_server_hists.push(h);
             }
         }
         if let Some(mut h) = part.hists.take() {
-            h.reset();
+            if !h.is_empty() {
+                h.reset();
+            }
             self.spare_hists.get_or_insert(h);
         }
         part.flows.clear();

@@ -1,6 +1,7 @@
 //! What one TCP segment does to its connection, in the order the engine applies it: sequence
 //! analysis, counting, the handshake's timeline, teardown. The engine owns the table, the
 //! timers and the intervals; these steps only see one connection and its server's counters.
+//! Each has one call site on the per-packet path, so each is inlined into it.
 
 use super::conn::{bit, Conn, DirCounts, FlowStats, Handshake, C2S, S2C};
 use super::engine::HandshakeHists;
@@ -52,6 +53,7 @@ impl IntervalHists<'_> {
 
 /// Stamps the connection with the segment and runs the sequence analysis; returns its
 /// verdict bits.
+#[inline(always)]
 pub(super) fn analyse(conn: &mut Conn, rec: &PacketRecord, from_client: bool) -> u16 {
     let (di, ri) = if from_client { (C2S, S2C) } else { (S2C, C2S) };
     conn.last_ns = conn.last_ns.max(rec.ts_ns);
@@ -71,6 +73,7 @@ pub(super) fn analyse(conn: &mut Conn, rec: &PacketRecord, from_client: bool) ->
 }
 
 /// Counts the segment for its server and its flow record.
+#[inline(always)]
 pub(super) fn count(s: &mut Seen<'_>, sc: &mut Counters) {
     let rec = s.rec;
     sc.inc(Counter::packets);
@@ -98,6 +101,7 @@ pub(super) fn count(s: &mut Seen<'_>, sc: &mut Counters) {
 /// rule: a leg after a resend is ambiguous and stays out of histograms). Returns whether the
 /// connection is half open after it, and the handshake's total time when it completed cleanly
 /// (for the server's histogram).
+#[inline(always)]
 pub(super) fn handshake(
     s: &mut Seen<'_>,
     sc: &mut Counters,
@@ -177,6 +181,7 @@ pub(super) fn handshake(
 
 /// Teardown: who sent the first FIN, and how the connection closed (FIN both ways, an RST, a
 /// refusal). Clears `half_open` when it closed.
+#[inline(always)]
 pub(super) fn teardown(s: &mut Seen<'_>, sc: &mut Counters, half_open: &mut bool) {
     let (ts, flags, di) = (s.rec.ts_ns, s.rec.flags, s.di());
     let conn = &mut *s.conn;

@@ -20,7 +20,9 @@ use crate::schema::SCHEMA_VERSION;
 struct ServerSum {
     overflow: bool,
     counters: Counters,
-    hist: Option<LatencyHist>,
+    /// Borrowed from the first share that had one (the others' are added to it), and given
+    /// back to it afterwards: merging copies no histogram.
+    hist: Option<(Box<LatencyHist>, (usize, usize))>,
     half_open: u64,
     active_flows: u64,
 }
@@ -51,7 +53,7 @@ pub fn merge_interval(
     let mut flows = Vec::with_capacity(parts.iter().map(|p| p.flows.len()).sum());
     let mut drops = capture.drops.clone();
     let mut active_flows = 0;
-    for part in parts.iter_mut() {
+    for (pi, part) in parts.iter_mut().enumerate() {
         if let (Some(acc), Some(h)) = (&mut hists, &part.hists) {
             acc.merge(h);
         }
@@ -60,8 +62,8 @@ pub fn merge_interval(
         drops.reorder_overflow += part.reorder_overflow;
         active_flows += part.active_flows;
         flows.append(&mut part.flows);
-        for s in &part.servers {
-            add_server(&mut servers, s);
+        for (si, s) in part.servers.iter_mut().enumerate() {
+            add_server(&mut servers, s, (pi, si));
         }
     }
     flows.sort_by(|a, b| {
@@ -100,7 +102,7 @@ pub fn merge_interval(
                 s.counters,
                 s.half_open,
                 s.active_flows,
-                s.hist.as_ref(),
+                s.hist.as_ref().map(|(h, _)| &**h),
             )
         })
         .collect();
@@ -135,20 +137,28 @@ pub fn merge_interval(
     if let Some(i) = first_hists {
         parts[i].hists = hists;
     }
+    for sum in servers.into_values() {
+        if let Some((h, (pi, si))) = sum.hist {
+            parts[pi].servers[si].handshake_total = Some(h);
+        }
+    }
     (record, flows)
 }
 
-fn add_server(servers: &mut BTreeMap<(bool, Endpoint), ServerSum>, s: &ServerSnapshot) {
+fn add_server(
+    servers: &mut BTreeMap<(bool, Endpoint), ServerSum>,
+    s: &mut ServerSnapshot,
+    at: (usize, usize),
+) {
     let sum = servers.entry((s.overflow, s.endpoint)).or_default();
     sum.overflow = s.overflow;
     sum.counters.merge(&s.counters);
     sum.half_open += u64::from(s.half_open);
     sum.active_flows += u64::from(s.active_flows);
-    if let Some(h) = &s.handshake_total {
-        match &mut sum.hist {
-            Some(acc) => acc.merge(h),
-            None => sum.hist = Some((**h).clone()),
-        }
+    match (&mut sum.hist, &s.handshake_total) {
+        (Some((acc, _)), Some(h)) => acc.merge(h),
+        (None, Some(_)) => sum.hist = s.handshake_total.take().map(|h| (h, at)),
+        (_, None) => {}
     }
 }
 

@@ -57,7 +57,7 @@ impl Ingest {
 
     /// Takes one frame. Returns the link type if it is one tcpulse cannot decode (its frames
     /// are counted as `unsupported_link_type`).
-    #[inline]
+    #[inline(always)]
     pub fn frame(&mut self, frame: &Frame<'_>) -> Option<u32> {
         self.advance_to(frame.ts_ns);
         self.stats.packets += 1;

@@ -83,7 +83,8 @@ impl IntervalMerger {
                 &mut shares,
                 &self.listing,
             );
-            for (id, share) in shares.into_iter().enumerate() {
+            for (id, mut share) in shares.into_iter().enumerate() {
+                share.empty_histograms();
                 self.returns.give_back(id, share);
             }
             // After a write error keep draining, so producers never block; report it at the
