@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         half_closed_stall_ns: 1_000_000_000,
         max_servers: 8,
         emit_flows: true,
+        hasher: tcpulse_core::flow::FlowHasher::with_key([1, 2]),
     });
     let (mut rest, mut now, mut fed, mut frames) = (data, 1_700_000_000_000_000_000u64, 0u64, 0u64);
     let (mut accounted, mut monotonic) = (0u64, true);

@@ -131,8 +131,12 @@ fn keep_latest(map: &mut BTreeMap<String, Gauges>, source: &str, g: Gauges) {
 }
 
 fn sum_gauges(map: &BTreeMap<String, Gauges>) -> (u64, u64) {
-    map.values()
-        .fold((0, 0), |(a, h), g| (a + g.active_flows, h + g.half_open))
+    map.values().fold((0u64, 0u64), |(a, h), g| {
+        (
+            a.saturating_add(g.active_flows),
+            h.saturating_add(g.half_open),
+        )
+    })
 }
 
 type ServerKey = (bool, Endpoint);
@@ -371,7 +375,9 @@ fn finish_acc(acc: &Acc, window: Window, key: u64, top_servers: usize) -> Merged
     );
     // Servers an input left out are only a count: the same servers may hide in several inputs
     // (appliances, or intervals of one), so the largest such count is what is known for sure.
-    let servers_omitted = acc.servers_omitted + (acc.servers.len() - listed.len()) as u64;
+    let servers_omitted = acc
+        .servers_omitted
+        .saturating_add((acc.servers.len() - listed.len()) as u64);
     let mut servers = Vec::with_capacity(listed.len());
     let mut server_hists = Vec::with_capacity(listed.len());
     for key in listed {
@@ -556,5 +562,62 @@ mod tests {
         );
         assert_eq!(r.histograms.handshake_total_us.count, 4);
         assert_eq!(r.tcp.active_flows, 9);
+    }
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+    use crate::view::{plot, report};
+    use tcpulse_core::schema::counters::Counter;
+
+    /// Records claiming the largest numbers there are: merged, reported and plotted, the
+    /// figures saturate instead of overflowing (a panic with overflow checks, a wrap without).
+    #[test]
+    fn records_at_the_edge_of_u64_merge_report_and_plot() {
+        let mut rec = IntervalRecord::new(u64::MAX - 10, u64::MAX, "edge".into());
+        rec.capture.packets = u64::MAX;
+        rec.capture.bytes = u64::MAX;
+        rec.capture.decode_errors.insert("not_ip".into(), u64::MAX);
+        rec.capture.drops.worker_ring_full = u64::MAX;
+        for &c in Counter::ALL {
+            rec.tcp.counters.add(c, u64::MAX);
+        }
+        rec.tcp.active_flows = u64::MAX;
+        rec.tcp.half_open = u64::MAX;
+        rec.servers_omitted = u64::MAX;
+        rec.merged = Some(u64::MAX);
+        let mut row = ServerRecord::new(
+            false,
+            Endpoint::default(),
+            rec.tcp.counters,
+            u64::MAX,
+            u64::MAX,
+            None,
+        );
+        row.server = "10.0.0.1:80".into();
+        rec.servers.push(row.clone());
+        row.server = "other".into();
+        rec.servers.push(row);
+        let line = serde_json::to_string(&rec).unwrap();
+        let mut other = rec.clone();
+        other.source = "edge2".into();
+        let line2 = serde_json::to_string(&other).unwrap();
+        for window in [Window::All, Window::Own, Window::Every(1)] {
+            let mut m = Merger::new(window, 1);
+            for l in [&line, &line2, &line] {
+                m.push_line(l);
+            }
+            let out = m.finish();
+            assert!(!out.is_empty());
+            let r = &out[0].record;
+            assert_eq!(r.capture.packets, u64::MAX);
+            assert_eq!(r.tcp.counters.get(Counter::syn), u64::MAX);
+            assert_eq!(r.tcp.active_flows, u64::MAX);
+            for w in &out {
+                let _ = report::render(w, &report::Thresholds::default(), report::Style::default());
+            }
+            let _ = plot::charts(&out[0], &out, 4);
+        }
     }
 }

@@ -178,10 +178,14 @@ pub fn select_servers<'a, K: Ord + Copy + 'a>(
     });
     let mut chosen: Vec<_> = by_traffic.iter().take(n).map(|(k, _)| *k).collect();
     let trouble = |c: &Counters| {
-        c.get(Counter::syn_retransmits)
-            + c.get(Counter::synack_retransmits)
-            + c.get(Counter::unanswered_syn)
-            + c.get(Counter::rst_to_syn)
+        [
+            Counter::syn_retransmits,
+            Counter::synack_retransmits,
+            Counter::unanswered_syn,
+            Counter::rst_to_syn,
+        ]
+        .into_iter()
+        .fold(0u64, |sum, k| sum.saturating_add(c.get(k)))
     };
     let mut troubled: Vec<_> = by_traffic
         .iter()

@@ -112,10 +112,14 @@ impl Counters {
     /// dropped by a full accept queue) — over all SYN-side events. 0 is a healthy listener, 1
     /// one that answers nothing. RST answers to SYN are a closed port, not pressure.
     pub fn backlog_pressure(&self) -> f64 {
-        let trouble = self.get(Counter::syn_retransmits)
-            + self.get(Counter::synack_retransmits)
-            + self.get(Counter::unanswered_syn);
-        let attempts = self.get(Counter::syn) + self.get(Counter::synack_retransmits);
+        // Saturating: counters may come from records read back.
+        let trouble = self
+            .get(Counter::syn_retransmits)
+            .saturating_add(self.get(Counter::synack_retransmits))
+            .saturating_add(self.get(Counter::unanswered_syn));
+        let attempts = self
+            .get(Counter::syn)
+            .saturating_add(self.get(Counter::synack_retransmits));
         ratio(trouble, attempts.max(trouble)).min(1.0)
     }
 }
