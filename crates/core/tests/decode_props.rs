@@ -1,5 +1,6 @@
-//! Property tests for `decode_frame`: exact errors for every truncation length and every bad
-//! IHL or data offset, and no panic on random or mutated input.
+//! Property tests for `decode_frame`: exact errors or records for every truncation length and
+//! every bad IHL, total length or data offset, and no panic on random or mutated input (plain
+//! and tunnelled frames, every link type).
 
 use proptest::prelude::*;
 use tcpulse_core::decode::{decode_frame, opt, DecodeError, LinkType, PacketRecord, NO_WSCALE};
@@ -9,7 +10,7 @@ mod fixtures;
 
 use fixtures::{ETH, IPV4_DATA, IPV4_SYN, IPV6_HBH_FRAG, IPV6_SYNACK, NULL_BE, NULL_LE, SLL, SLL2};
 
-const ALL_LINKS: [LinkType; 7] = [
+const ALL_LINKS: [LinkType; 11] = [
     LinkType::Ethernet,
     LinkType::Null,
     LinkType::Raw,
@@ -17,7 +18,38 @@ const ALL_LINKS: [LinkType; 7] = [
     LinkType::Ipv6,
     LinkType::LinuxSll,
     LinkType::LinuxSll2,
+    LinkType::Ppp,
+    LinkType::CiscoHdlc,
+    LinkType::Nflog,
+    LinkType::IpOverIb,
 ];
+
+/// Ethernet frames through tunnels: VXLAN (VNI 5) over IPv4/UDP, and ERSPAN II over GRE.
+fn tunnelled() -> Vec<Vec<u8>> {
+    let inner = [&ETH[..], &IPV4_DATA].concat();
+    let outer = |protocol: u8, payload: &[u8]| {
+        let total = u16::try_from(20 + payload.len()).unwrap().to_be_bytes();
+        let header = [
+            0x45, 0, total[0], total[1], 0, 0, 0, 0, 64, protocol, 0, 0, 203, 0, 113, 1, 203, 0,
+            113, 2,
+        ];
+        [&ETH[..], &header, payload].concat()
+    };
+    let udp_len = u16::try_from(16 + inner.len()).unwrap().to_be_bytes();
+    let vxlan = [
+        &[0x9c, 0x40, 0x12, 0xb5, udp_len[0], udp_len[1], 0, 0][..],
+        &[0x08, 0, 0, 0, 0, 0, 5, 0],
+        &inner,
+    ]
+    .concat();
+    let erspan = [
+        &[0x10, 0, 0x88, 0xbe, 0, 0, 0, 1][..],
+        &[0x10, 0, 0, 7, 0, 0, 0, 0],
+        &inner,
+    ]
+    .concat();
+    vec![outer(17, &vxlan), outer(47, &erspan)]
+}
 
 /// A valid frame and where each of its layers ends.
 struct Case {
@@ -29,7 +61,7 @@ struct Case {
     /// End of the IP header and any extension headers.
     ip_end: usize,
     ip_error: DecodeError,
-    /// End of the TCP header.
+    /// End of the TCP header (its options included).
     tcp_end: usize,
 }
 
@@ -145,6 +177,24 @@ fn check_invariants(data: &[u8], wire_len: u32, result: Result<PacketRecord, Dec
     }
 }
 
+/// Fixed TCP header length.
+const TCP_FIXED: usize = 20;
+
+/// `rec` is `full` but for the options a cut made unreadable.
+fn same_but_options(rec: &PacketRecord, full: &PacketRecord) -> bool {
+    let core = |r: &PacketRecord| {
+        (
+            r.src, r.dst, r.sport, r.dport, r.seq, r.ack, r.flags, r.window,
+        )
+    };
+    let seen = rec.options & (opt::SACK_PERMITTED | opt::SACK | opt::TIMESTAMP);
+    core(rec) == core(full)
+        && rec.payload_len == full.payload_len
+        && seen & !full.options == 0
+        && rec.options & (opt::TRUNCATED_OPTIONS | opt::TRUNCATED_PAYLOAD)
+            == opt::TRUNCATED_OPTIONS | opt::TRUNCATED_PAYLOAD
+}
+
 #[test]
 fn every_truncation_gives_the_layer_error() {
     for case in cases() {
@@ -152,11 +202,22 @@ fn every_truncation_gives_the_layer_error() {
         let full = decode(case.link, &case.frame, len).unwrap();
         assert_eq!(full.options & opt::TRUNCATED_PAYLOAD, 0, "{}", case.name);
         for cut in 0..=len {
+            let got = decode(case.link, &case.frame[..cut], len);
+            if (case.ip_end + TCP_FIXED..case.tcp_end).contains(&cut) {
+                // Cut in the options: a record, flagged, with the options before the cut.
+                let rec = got.unwrap();
+                assert!(
+                    same_but_options(&rec, &full),
+                    "{} cut at {cut}: {rec:?}",
+                    case.name
+                );
+                continue;
+            }
             let expected = if cut < case.link_end {
                 Err(DecodeError::MalformedLink)
             } else if cut < case.ip_end {
                 Err(case.ip_error)
-            } else if cut < case.tcp_end {
+            } else if cut < case.ip_end + TCP_FIXED {
                 Err(DecodeError::MalformedTcp)
             } else if cut < len {
                 Ok(PacketRecord {
@@ -166,30 +227,37 @@ fn every_truncation_gives_the_layer_error() {
             } else {
                 Ok(full)
             };
-            assert_eq!(
-                decode(case.link, &case.frame[..cut], len),
-                expected,
-                "{} cut at {cut}",
-                case.name
-            );
+            assert_eq!(got, expected, "{} cut at {cut}", case.name);
         }
     }
 }
 
 #[test]
-fn truncation_without_snaplen_is_malformed() {
-    // The writer recorded no longer original length: the IP length is then a lie.
+fn truncation_without_snaplen_is_clipped() {
+    // The writer recorded no longer original length: the IP length overruns what was on the
+    // wire, and what is there is used, noted.
     for case in cases() {
         let len = case.frame.len();
+        let full = decode(case.link, &case.frame, len).unwrap();
         for cut in 0..len {
             let expected = if cut < case.link_end {
-                DecodeError::MalformedLink
+                Err(DecodeError::MalformedLink)
+            } else if cut < case.ip_end {
+                Err(case.ip_error)
+            } else if cut < case.tcp_end {
+                // The TCP header overruns the segment that was there.
+                Err(DecodeError::MalformedTcp)
             } else {
-                case.ip_error
+                let clipped = u32::try_from(len - cut).unwrap();
+                Ok(PacketRecord {
+                    payload_len: full.payload_len - clipped,
+                    options: full.options | opt::LENGTH_CLIPPED,
+                    ..full
+                })
             };
             assert_eq!(
                 decode(case.link, &case.frame[..cut], cut),
-                Err(expected),
+                expected,
                 "{} cut at {cut}",
                 case.name
             );
@@ -227,7 +295,14 @@ proptest! {
         check_invariants(&case.frame[..cut], u32::try_from(wire_len).unwrap(), result);
         if let Ok(rec) = result {
             let full = decode(case.link, &case.frame, case.frame.len()).unwrap();
-            prop_assert_eq!(rec.payload_len, full.payload_len);
+            if wire_len >= case.frame.len() {
+                prop_assert_eq!(rec.payload_len, full.payload_len);
+            } else {
+                // The frame was shorter on the wire than its IP header says.
+                let clipped = u32::try_from(case.frame.len() - wire_len).unwrap();
+                prop_assert_eq!(rec.payload_len, full.payload_len - clipped);
+                prop_assert_eq!(rec.options & opt::LENGTH_CLIPPED, opt::LENGTH_CLIPPED);
+            }
         }
     }
 
@@ -243,18 +318,20 @@ proptest! {
 
     #[test]
     fn mutated_frames_never_panic(
-        case in 0..cases().len(),
+        case in 0usize..64,
         mutations in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
         cut in any::<usize>(),
     ) {
-        let case = &cases()[case];
-        let mut frame = case.frame.clone();
+        let mut frames: Vec<Vec<u8>> = cases().into_iter().map(|c| c.frame).collect();
+        frames.extend(tunnelled());
+        let original = &frames[case % frames.len()];
+        let mut frame = original.clone();
         for (at, byte) in mutations {
             let at = at % frame.len();
             frame[at] = byte;
         }
         frame.truncate(cut % (frame.len() + 1));
-        let wire_len = u32::try_from(case.frame.len()).unwrap();
+        let wire_len = u32::try_from(original.len()).unwrap();
         for link in ALL_LINKS {
             check_invariants(&frame, wire_len, decode_frame(link, &frame, wire_len, 42));
         }
@@ -289,8 +366,10 @@ proptest! {
         let mut p = ipv4_nops();
         p[2..4].copy_from_slice(&total.to_be_bytes());
         let expected = match total {
-            // Shorter than the IP header, or longer than the frame.
-            0..=19 | 101.. => Err(DecodeError::MalformedIpv4),
+            // 0: the frame's length (TSO, BIG TCP); longer than the frame: clipped to it.
+            0 | 101.. => Ok(60),
+            // Shorter than the IP header.
+            1..=19 => Err(DecodeError::MalformedIpv4),
             // The TCP header (data offset 5) needs 20 bytes.
             20..=39 => Err(DecodeError::MalformedTcp),
             _ => Ok(u32::from(total) - 40),
@@ -326,5 +405,19 @@ proptest! {
         let frame = [&eth[..], &outer_tag, &inner_tag, &IPV4_SYN].concat();
         let rec = decode(LinkType::Ethernet, &frame, frame.len()).unwrap();
         prop_assert_eq!(rec.vlan, outer);
+    }
+}
+
+#[test]
+fn tunnelled_frames_decode_to_the_inner_segment() {
+    let inner = decode(LinkType::Ipv4, &IPV4_DATA, IPV4_DATA.len()).unwrap();
+    for frame in tunnelled() {
+        let rec = decode(LinkType::Ethernet, &frame, frame.len()).unwrap();
+        assert_eq!(
+            (rec.src, rec.sport, rec.seq),
+            (inner.src, inner.sport, inner.seq)
+        );
+        assert_eq!(rec.payload_len, inner.payload_len);
+        assert!(rec.tunnel.is_some_and(|t| t.id.is_some()), "{rec:?}");
     }
 }

@@ -1,11 +1,12 @@
 //! IPv4 header view.
 //!
 //! Once [`Ipv4Packet::new_checked`] succeeds: the fixed header and its options were captured, the
-//! version is 4, IHL >= 5, and the total length covers the header and fits in the frame as it was
-//! on the wire. The payload is bounded by the total length, so Ethernet padding is never read as
-//! TCP. The header checksum is not verified: offloading leaves it unset in host captures.
+//! version is 4 and IHL >= 5. The payload is bounded by the total length, so Ethernet padding is
+//! never read as TCP; a total length of 0 (TSO and BIG TCP captures) means the frame's length,
+//! and one longer than the frame was on the wire is cut to it: both are noted on the view. The
+//! header checksum is not verified: offloading leaves it unset in host captures.
 
-use super::{array_at, be16, DecodeError};
+use super::{array_at, be16, opt, DecodeError};
 
 mod field {
     pub const VER_IHL: usize = 0;
@@ -20,6 +21,7 @@ mod field {
 const HEADER_LEN: usize = 20;
 /// More-fragments flag and fragment offset; DF and the reserved bit do not make a fragment.
 const MF_OR_OFFSET: u16 = 0x3fff;
+const OFFSET_MASK: u16 = 0x1fff;
 
 /// A checked view of an IPv4 packet.
 #[derive(Clone, Copy, Debug)]
@@ -27,8 +29,10 @@ pub(crate) struct Ipv4Packet<'a> {
     header: &'a [u8; HEADER_LEN],
     /// Captured payload bytes, at most the declared payload.
     payload: &'a [u8],
-    /// Payload length declared by the total length field.
+    /// Payload length declared by the total length field (or taken from the frame).
     payload_len: usize,
+    /// [`opt`] bits about the length: taken from the frame, or clipped to it.
+    length_note: u8,
 }
 
 impl<'a> Ipv4Packet<'a> {
@@ -37,8 +41,8 @@ impl<'a> Ipv4Packet<'a> {
     ///
     /// # Errors
     ///
-    /// `MalformedIpv4`: header or options not captured, version not 4, IHL < 5, total length
-    /// smaller than the header or larger than `wire_len`.
+    /// `MalformedIpv4`: header or options not captured, version not 4, IHL < 5, a non-zero
+    /// total length smaller than the header.
     #[inline]
     pub fn new_checked(buf: &'a [u8], wire_len: usize) -> Result<Self, DecodeError> {
         let header = buf
@@ -46,12 +50,14 @@ impl<'a> Ipv4Packet<'a> {
             .ok_or(DecodeError::MalformedIpv4)?;
         let ver_ihl = header[field::VER_IHL];
         let header_len = usize::from(ver_ihl & 0x0f) * 4;
-        let total_len = usize::from(be16(header, field::TOTAL_LEN));
-        if ver_ihl >> 4 != 4
-            || header_len < HEADER_LEN
-            || total_len < header_len
-            || total_len > wire_len
-        {
+        let declared = usize::from(be16(header, field::TOTAL_LEN));
+        let wire_len = wire_len.max(header_len.min(buf.len()));
+        let (total_len, length_note) = match declared {
+            0 => (wire_len, opt::LENGTH_FROM_FRAME),
+            n if n > wire_len => (wire_len, opt::LENGTH_CLIPPED),
+            n => (n, 0),
+        };
+        if ver_ihl >> 4 != 4 || header_len < HEADER_LEN || total_len < header_len {
             return Err(DecodeError::MalformedIpv4);
         }
         // header_len <= total_len, so this range is empty-or-valid unless the options themselves
@@ -63,6 +69,7 @@ impl<'a> Ipv4Packet<'a> {
             header,
             payload,
             payload_len: total_len - header_len,
+            length_note,
         })
     }
 
@@ -81,6 +88,17 @@ impl<'a> Ipv4Packet<'a> {
     /// A first fragment (MF set) or a later one (offset != 0).
     pub fn is_fragment(&self) -> bool {
         be16(self.header, field::FLAGS_FRAG_OFFSET) & MF_OR_OFFSET != 0
+    }
+
+    /// A fragment other than the first: its payload does not start with the upper header.
+    pub fn is_later_fragment(&self) -> bool {
+        be16(self.header, field::FLAGS_FRAG_OFFSET) & OFFSET_MASK != 0
+    }
+
+    /// [`opt::LENGTH_FROM_FRAME`] or [`opt::LENGTH_CLIPPED`] when the total length was not
+    /// taken as written.
+    pub fn length_note(&self) -> u8 {
+        self.length_note
     }
 
     /// Captured payload bytes (shorter than [`payload_len`](Self::payload_len) under snaplen).
@@ -154,11 +172,18 @@ mod tests {
     }
 
     #[test]
-    fn total_length_beyond_the_wire() {
-        assert_eq!(
-            Ipv4Packet::new_checked(&IPV4_SYN, IPV4_SYN.len() - 1).err(),
-            Some(DecodeError::MalformedIpv4)
-        );
+    fn total_length_beyond_the_wire_is_cut_to_it() {
+        let ip = Ipv4Packet::new_checked(&IPV4_SYN, IPV4_SYN.len() - 1).unwrap();
+        assert_eq!(ip.payload_len(), 40 - 1);
+        assert_eq!(ip.length_note(), opt::LENGTH_CLIPPED);
+    }
+
+    #[test]
+    fn total_length_zero_is_the_frames() {
+        let packet = with(&IPV4_SYN, 2, &[0, 0]);
+        let ip = Ipv4Packet::new_checked(&packet, packet.len()).unwrap();
+        assert_eq!(ip.payload_len(), 40);
+        assert_eq!(ip.length_note(), opt::LENGTH_FROM_FRAME);
     }
 
     #[test]
@@ -179,7 +204,7 @@ mod tests {
 
     #[test]
     fn total_length_below_header() {
-        for total in [0u16, 19, 20] {
+        for total in [19u16, 20, 23] {
             let packet = with(&IPV4_OPTS_UDP, 2, &total.to_be_bytes());
             assert_eq!(
                 Ipv4Packet::new_checked(&packet, packet.len()).err(),

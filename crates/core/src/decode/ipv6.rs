@@ -1,15 +1,15 @@
 //! IPv6 header view and extension header walk.
 //!
-//! Once [`Ipv6Packet::new_checked`] succeeds: the fixed header was captured, the version is 6 and
-//! the payload length is non-zero and fits in the frame as it was on the wire.
-//! [`Ipv6Packet::tcp_segment`] then walks the extension header chain, checking every header
+//! Once [`Ipv6Packet::new_checked`] succeeds: the fixed header was captured and the version is 6.
+//! [`Ipv6Packet::upper_layer`] then walks the extension header chain, checking every header
 //! against both the payload length and the captured bytes.
 //!
-//! A payload length of 0 announces a jumbogram (RFC 2675), whose real length hides in a hop-by-hop
-//! option. Jumbograms need links with an MTU above 64 KiB and do not occur on the links we tap, so
-//! they are rejected as malformed rather than decoded.
+//! A payload length of 0 announces a jumbogram (RFC 2675), whose real length is in a hop-by-hop
+//! option, or a Linux BIG TCP capture, which leaves it out: the length is then the frame's. A
+//! payload length longer than the frame was on the wire is cut to it. Both are noted.
 
-use super::{array_at, be16, DecodeError, PROTO_TCP};
+use super::tunnel::proto;
+use super::{array_at, be16, be32, opt, DecodeError};
 
 mod field {
     pub const VERSION: usize = 0;
@@ -24,6 +24,9 @@ mod field {
 const HEADER_LEN: usize = 40;
 const FRAGMENT_HEADER_LEN: usize = 8;
 const FRAG_OFFSET_OR_M: u16 = 0xfff9;
+const FRAG_OFFSET: u16 = 0xfff8;
+/// The hop-by-hop Jumbo Payload option (RFC 2675): type, length 4, the 32-bit length.
+const JUMBO_OPTION: u8 = 0xc2;
 /// Real chains have two or three headers; the bound keeps the work per packet small.
 const MAX_EXT_HEADERS: usize = 16;
 
@@ -64,6 +67,20 @@ pub(crate) struct Ipv6Packet<'a> {
     buf: &'a [u8],
     /// End of the packet declared by the payload length, from the start of the header.
     end: usize,
+    /// [`opt`] bits about the length: taken from the frame, or clipped to it.
+    length_note: u8,
+}
+
+/// What an IPv6 packet carries after its extension headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Upper<'a> {
+    pub protocol: u8,
+    /// Captured bytes of the upper-layer packet.
+    pub bytes: &'a [u8],
+    /// Its length as declared.
+    pub len: usize,
+    /// It is the first fragment of a fragmented packet: `len` is this fragment's share.
+    pub first_fragment: bool,
 }
 
 impl<'a> Ipv6Packet<'a> {
@@ -72,19 +89,40 @@ impl<'a> Ipv6Packet<'a> {
     ///
     /// # Errors
     ///
-    /// `MalformedIpv6`: header not captured, version not 6, payload length 0 (jumbogram) or
-    /// larger than `wire_len` allows.
+    /// `MalformedIpv6`: header not captured, version not 6.
     #[inline]
     pub fn new_checked(buf: &'a [u8], wire_len: usize) -> Result<Self, DecodeError> {
         let header = buf
             .first_chunk::<HEADER_LEN>()
             .ok_or(DecodeError::MalformedIpv6)?;
-        let payload_len = usize::from(be16(header, field::PAYLOAD_LEN));
-        let end = HEADER_LEN + payload_len;
-        if header[field::VERSION] >> 4 != 6 || payload_len == 0 || end > wire_len {
+        if header[field::VERSION] >> 4 != 6 {
             return Err(DecodeError::MalformedIpv6);
         }
-        Ok(Ipv6Packet { header, buf, end })
+        let wire_len = wire_len.max(HEADER_LEN);
+        let payload_len = usize::from(be16(header, field::PAYLOAD_LEN));
+        let (end, length_note) = match payload_len {
+            0 => match jumbo_length(header, buf) {
+                Some(len) => (
+                    HEADER_LEN.saturating_add(len).min(wire_len),
+                    opt::LENGTH_FROM_FRAME,
+                ),
+                None => (wire_len, opt::LENGTH_FROM_FRAME),
+            },
+            n if HEADER_LEN + n > wire_len => (wire_len, opt::LENGTH_CLIPPED),
+            n => (HEADER_LEN + n, 0),
+        };
+        Ok(Ipv6Packet {
+            header,
+            buf,
+            end,
+            length_note,
+        })
+    }
+
+    /// [`opt::LENGTH_FROM_FRAME`] or [`opt::LENGTH_CLIPPED`] when the payload length was not
+    /// taken as written.
+    pub fn length_note(&self) -> u8 {
+        self.length_note
     }
 
     pub fn src(&self) -> [u8; 16] {
@@ -95,31 +133,34 @@ impl<'a> Ipv6Packet<'a> {
         array_at(self.header, field::DST)
     }
 
-    /// Walk the extension headers to the TCP segment: its captured bytes and its length as
-    /// declared by the payload length.
+    /// Walk the extension headers to the upper-layer packet (TCP, or a tunnel's protocol).
     ///
     /// # Errors
     ///
-    /// `NotTcp` when the chain ends in another protocol, ESP (opaque) or no-next-header;
-    /// `Fragment` for a TCP fragment (offset != 0 or M set); `MalformedIpv6` when a header overruns
-    /// the payload or the captured bytes, or the chain is longer than [`MAX_EXT_HEADERS`].
+    /// `NotTcp` when the chain ends in ESP (opaque) or no-next-header; `Fragment` for a
+    /// fragment other than the first; `MalformedIpv6` when a header overruns the payload or
+    /// the captured bytes, or the chain is longer than [`MAX_EXT_HEADERS`].
     #[inline]
-    pub fn tcp_segment(&self) -> Result<(&'a [u8], usize), DecodeError> {
+    pub fn upper_layer(&self) -> Result<Upper<'a>, DecodeError> {
         let mut next_header = self.header[field::NEXT_HEADER];
         let mut offset = HEADER_LEN;
+        let mut first_fragment = false;
         for _ in 0..=MAX_EXT_HEADERS {
-            if next_header == PROTO_TCP {
-                let captured = self
-                    .buf
-                    .get(offset..self.end.min(self.buf.len()))
-                    .unwrap_or_default();
-                return Ok((captured, self.end - offset));
-            }
             match next_header {
-                // ESP is opaque and no-next-header ends the packet: no TCP behind either.
+                // ESP is opaque and no-next-header ends the packet.
                 next::ESP | next::NO_NEXT => return Err(DecodeError::NotTcp),
-                // UDP, ICMPv6, ...
-                n if !is_extension(n) => return Err(DecodeError::NotTcp),
+                n if !is_extension(n) => {
+                    let bytes = self
+                        .buf
+                        .get(offset..self.end.min(self.buf.len()))
+                        .unwrap_or_default();
+                    return Ok(Upper {
+                        protocol: n,
+                        bytes,
+                        len: self.end - offset.min(self.end),
+                        first_fragment,
+                    });
+                }
                 _ => {}
             }
             // Every extension header starts with next header and length; both must be captured
@@ -142,16 +183,18 @@ impl<'a> Ipv6Packet<'a> {
                 .get(offset..offset + len)
                 .filter(|_| offset + len <= self.end)
                 .ok_or(DecodeError::MalformedIpv6)?;
-            if next_header == next::FRAGMENT
-                && be16(ext, field::FRAG_OFFSET_M) & FRAG_OFFSET_OR_M != 0
-            {
-                // As for IPv4, only TCP fragments count as fragments. Behind extension headers
-                // the protocol is unknown, so those count too.
-                return Err(if following == PROTO_TCP || is_extension(following) {
-                    DecodeError::Fragment
-                } else {
-                    DecodeError::NotTcp
-                });
+            if next_header == next::FRAGMENT {
+                let bits = be16(ext, field::FRAG_OFFSET_M);
+                if bits & FRAG_OFFSET != 0 {
+                    // A later fragment: as for IPv4, only TCP (or unknown, behind extension
+                    // headers) counts as a fragment.
+                    return Err(if following == proto::TCP || is_extension(following) {
+                        DecodeError::Fragment
+                    } else {
+                        DecodeError::NotTcp
+                    });
+                }
+                first_fragment = bits & FRAG_OFFSET_OR_M != 0;
             }
             next_header = following;
             offset += len;
@@ -160,10 +203,32 @@ impl<'a> Ipv6Packet<'a> {
     }
 }
 
+/// The length a hop-by-hop Jumbo Payload option announces, when the first extension header is
+/// hop-by-hop and carries one.
+fn jumbo_length(header: &[u8; HEADER_LEN], buf: &[u8]) -> Option<usize> {
+    if header[field::NEXT_HEADER] != next::HOP_BY_HOP {
+        return None;
+    }
+    let hbh_len = (usize::from(*buf.get(HEADER_LEN + 1)?) + 1) * 8;
+    let options = buf.get(HEADER_LEN + 2..HEADER_LEN + hbh_len)?;
+    let mut rest = options;
+    while let [kind, tail @ ..] = rest {
+        match (*kind, tail) {
+            (0, tail) => rest = tail,
+            (JUMBO_OPTION, [4, value @ ..]) if value.len() >= 4 => {
+                return usize::try_from(be32(value, 0)).ok();
+            }
+            (_, [len, tail @ ..]) => rest = tail.get(usize::from(*len)..)?,
+            _ => return None,
+        }
+    }
+    None
+}
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::decode::fixtures::{IPV6_HBH_FRAG, IPV6_SYNACK};
+    use crate::decode::PROTO_TCP;
 
     /// A fixed IPv6 header with the given payload length and next header, then `exts` and a
     /// 20-byte TCP header (the walk does not look inside it).
@@ -178,9 +243,19 @@ mod tests {
         p
     }
 
+    /// The TCP segment behind the chain, as bytes and declared length.
+    fn tcp<'a>(ip: &Ipv6Packet<'a>) -> Result<(&'a [u8], usize), DecodeError> {
+        let upper = ip.upper_layer()?;
+        if upper.protocol == PROTO_TCP {
+            Ok((upper.bytes, upper.len))
+        } else {
+            Err(DecodeError::NotTcp)
+        }
+    }
+
     fn segment(p: &[u8]) -> Result<(usize, usize), DecodeError> {
         let ip = Ipv6Packet::new_checked(p, p.len())?;
-        let (captured, len) = ip.tcp_segment()?;
+        let (captured, len) = tcp(&ip)?;
         Ok((captured.len(), len))
     }
 
@@ -189,13 +264,13 @@ mod tests {
         let ip = Ipv6Packet::new_checked(&IPV6_SYNACK, IPV6_SYNACK.len()).unwrap();
         assert_eq!(ip.src(), IPV6_SYNACK[8..24]);
         assert_eq!(ip.dst(), IPV6_SYNACK[24..40]);
-        assert_eq!(ip.tcp_segment(), Ok((&IPV6_SYNACK[40..], 40)));
+        assert_eq!(tcp(&ip), Ok((&IPV6_SYNACK[40..], 40)));
     }
 
     #[test]
     fn hop_by_hop_and_atomic_fragment() {
         let ip = Ipv6Packet::new_checked(&IPV6_HBH_FRAG, IPV6_HBH_FRAG.len()).unwrap();
-        assert_eq!(ip.tcp_segment(), Ok((&IPV6_HBH_FRAG[56..], 24)));
+        assert_eq!(tcp(&ip), Ok((&IPV6_HBH_FRAG[56..], 24)));
     }
 
     #[test]
@@ -212,22 +287,35 @@ mod tests {
             Ipv6Packet::new_checked(&v4, v4.len()).err(),
             Some(DecodeError::MalformedIpv6)
         );
-        let mut jumbo = IPV6_SYNACK;
-        jumbo[4..6].copy_from_slice(&[0, 0]);
-        assert_eq!(
-            Ipv6Packet::new_checked(&jumbo, jumbo.len()).err(),
-            Some(DecodeError::MalformedIpv6)
-        );
-        assert_eq!(
-            Ipv6Packet::new_checked(&IPV6_SYNACK, IPV6_SYNACK.len() - 1).err(),
-            Some(DecodeError::MalformedIpv6)
-        );
+    }
+
+    #[test]
+    fn payload_length_zero_or_beyond_the_wire_uses_the_frame() {
+        let mut big = IPV6_SYNACK;
+        big[4..6].copy_from_slice(&[0, 0]);
+        let ip = Ipv6Packet::new_checked(&big, big.len()).unwrap();
+        assert_eq!(ip.length_note(), opt::LENGTH_FROM_FRAME);
+        assert_eq!(tcp(&ip), Ok((&IPV6_SYNACK[40..], 40)));
+        let ip = Ipv6Packet::new_checked(&IPV6_SYNACK, IPV6_SYNACK.len() - 1).unwrap();
+        assert_eq!(ip.length_note(), opt::LENGTH_CLIPPED);
+        assert_eq!(tcp(&ip), Ok((&IPV6_SYNACK[40..79], 39)));
+    }
+
+    #[test]
+    fn a_jumbogram_takes_its_length_from_the_option() {
+        // Hop-by-hop: next TCP, length 0 (8 bytes): Jumbo Payload 0xc2, 4, then 28 (8 + 20).
+        let hbh = [PROTO_TCP, 0, 0xc2, 4, 0, 0, 0, 28];
+        let mut p = packet(0, &hbh, 0);
+        p[4..6].copy_from_slice(&[0, 0]);
+        let ip = Ipv6Packet::new_checked(&p, p.len()).unwrap();
+        assert_eq!(ip.length_note(), opt::LENGTH_FROM_FRAME);
+        assert_eq!(tcp(&ip).map(|(b, len)| (b.len(), len)), Ok((20, 20)));
     }
 
     #[test]
     fn snaplen_cut_segment() {
         let ip = Ipv6Packet::new_checked(&IPV6_SYNACK[..50], IPV6_SYNACK.len()).unwrap();
-        assert_eq!(ip.tcp_segment(), Ok((&IPV6_SYNACK[40..50], 40)));
+        assert_eq!(tcp(&ip), Ok((&IPV6_SYNACK[40..50], 40)));
     }
 
     #[test]
@@ -266,9 +354,11 @@ mod tests {
     fn fragments() {
         // (next header after the fragment header, offset/M field, expected)
         for (following, offset_m, expected) in [
-            (PROTO_TCP, 0x0001u16, Err(DecodeError::Fragment)),
+            // A first fragment (offset 0, M set): its TCP header is read.
+            (PROTO_TCP, 0x0001u16, Ok((20, 20))),
             (PROTO_TCP, 0x0008, Err(DecodeError::Fragment)),
-            (60, 0x0001, Err(DecodeError::Fragment)),
+            (60, 0x0008, Err(DecodeError::Fragment)),
+            (17, 0x0008, Err(DecodeError::NotTcp)),
             (17, 0x0001, Err(DecodeError::NotTcp)),
             // The reserved bits alone do not make a fragment.
             (PROTO_TCP, 0x0006, Ok((20, 20))),
@@ -286,11 +376,11 @@ mod tests {
         let mut p = packet(0, &hbh, 0);
         p[4..6].copy_from_slice(&[0, 20]);
         let ip = Ipv6Packet::new_checked(&p, p.len()).unwrap();
-        assert_eq!(ip.tcp_segment(), Err(DecodeError::MalformedIpv6));
+        assert_eq!(tcp(&ip), Err(DecodeError::MalformedIpv6));
         // The same header fits the payload length but was cut by the snap length.
         let p = packet(0, &hbh, 0);
         let ip = Ipv6Packet::new_checked(&p[..60], p.len()).unwrap();
-        assert_eq!(ip.tcp_segment(), Err(DecodeError::MalformedIpv6));
+        assert_eq!(tcp(&ip), Err(DecodeError::MalformedIpv6));
         // Payload too short for even the next-header and length bytes.
         let mut p = packet(0, &[], 0);
         p[4..6].copy_from_slice(&[0, 1]);
@@ -302,7 +392,7 @@ mod tests {
     fn truncated_chain() {
         for len in HEADER_LEN..56 {
             let ip = Ipv6Packet::new_checked(&IPV6_HBH_FRAG[..len], IPV6_HBH_FRAG.len()).unwrap();
-            assert_eq!(ip.tcp_segment(), Err(DecodeError::MalformedIpv6), "{len}");
+            assert_eq!(tcp(&ip), Err(DecodeError::MalformedIpv6), "{len}");
         }
     }
 

@@ -1,14 +1,18 @@
-//! Link layer: where the IP packet starts, which IP version it is, and the outermost VLAN id.
+//! Link layer: where the IP packet starts, which IP version it is, the outermost VLAN id, and
+//! the link-level encapsulations on the way (VLAN tags, MPLS labels, PPPoE, LLC/SNAP).
 //!
 //! [`LinkFrame::parse`] checks that every header byte it reads was captured; the frame it returns
 //! holds the captured bytes after the link header (possibly empty), left for the IP layer to check.
+//! [`after_ethernet`] does the same for an Ethernet frame carried inside a tunnel.
 
+use super::record::Encap;
 use super::{be16, DecodeError};
 
 /// Link types by their pcap LINKTYPE number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkType {
-    /// Ethernet II (1), with any stack of 802.1Q / 802.1ad tags.
+    /// Ethernet II (1), with any stack of 802.1Q / 802.1ad tags, MPLS labels, PPPoE sessions
+    /// and 802.3 LLC/SNAP.
     Ethernet,
     /// BSD loopback: `DLT_NULL` (0) and `DLT_LOOP` (108), a 4-byte address family in host or network
     /// byte order.
@@ -23,6 +27,16 @@ pub enum LinkType {
     LinuxSll,
     /// Linux cooked capture v2 (276).
     LinuxSll2,
+    /// PPP (9) and PPP in HDLC-like framing (50): optional address and control bytes, then the
+    /// PPP protocol (1 or 2 bytes).
+    Ppp,
+    /// Cisco HDLC (104): address, control, ethertype.
+    CiscoHdlc,
+    /// Linux NFLOG (239): a family byte, then TLVs, one of which is the IP packet.
+    Nflog,
+    /// IP over InfiniBand (242): a 40-byte pseudo-header of addresses, then the 4-byte
+    /// header of ethertype and reserved bytes.
+    IpOverIb,
 }
 
 impl LinkType {
@@ -37,6 +51,10 @@ impl LinkType {
             229 => Some(LinkType::Ipv6),
             113 => Some(LinkType::LinuxSll),
             276 => Some(LinkType::LinuxSll2),
+            9 | 50 => Some(LinkType::Ppp),
+            104 => Some(LinkType::CiscoHdlc),
+            239 => Some(LinkType::Nflog),
+            242 => Some(LinkType::IpOverIb),
             _ => None,
         }
     }
@@ -59,6 +77,25 @@ mod field {
     pub const SLL2_LEN: usize = 20;
     /// `DLT_NULL` / `DLT_LOOP`: the address family as a 32-bit integer.
     pub const NULL_LEN: usize = 4;
+    /// An MPLS label stack entry: label (20 bits), traffic class, bottom-of-stack, TTL.
+    pub const MPLS_LEN: usize = 4;
+    pub const MPLS_BOTTOM: u8 = 0x01;
+    /// The pseudowire control word before an Ethernet frame carried over MPLS.
+    pub const PW_CONTROL_WORD_LEN: usize = 4;
+    /// PPPoE session: version/type, code, session id, length; then the PPP protocol.
+    pub const PPPOE_LEN: usize = 6;
+    /// 802.3 LLC (DSAP, SSAP, control) and SNAP (OUI, ethertype).
+    pub const LLC_SNAP_LEN: usize = 8;
+    pub const LLC_SNAP: [u8; 3] = [0xaa, 0xaa, 0x03];
+    /// Cisco HDLC: address, control, protocol.
+    pub const CHDLC_TYPE: usize = 2;
+    pub const CHDLC_LEN: usize = 4;
+    /// IPoIB: the pseudo-header (destination or GRH addresses), ethertype, reserved.
+    pub const IPOIB_TYPE: usize = 40;
+    pub const IPOIB_LEN: usize = 44;
+    /// NFLOG: family, version, resource id; then TLVs of length (host order), type.
+    pub const NFLOG_LEN: usize = 4;
+    pub const NFLOG_TLV_LEN: usize = 4;
 }
 
 mod ethertype {
@@ -68,9 +105,40 @@ mod ethertype {
     pub const QINQ: u16 = 0x88a8;
     /// Pre-802.1ad vendor `QinQ` tag.
     pub const QINQ_OLD: u16 = 0x9100;
+    pub const MPLS: u16 = 0x8847;
+    pub const MPLS_MULTICAST: u16 = 0x8848;
+    pub const PPPOE_SESSION: u16 = 0x8864;
+    /// Values up to this are 802.3 lengths, not ethertypes.
+    pub const MAX_8023_LEN: u16 = 1500;
 }
 
-/// More tags than this is not a real network, and bounds the work per frame.
+/// PPP protocol numbers of what it carries to IP.
+mod ppp {
+    pub const IPV4: u16 = 0x0021;
+    pub const IPV6: u16 = 0x0057;
+    pub const MPLS: u16 = 0x0281;
+    pub const MPLS_MULTICAST: u16 = 0x0283;
+    /// The address and control bytes of HDLC-like framing.
+    pub const ADDRESS_CONTROL: [u8; 2] = [0xff, 0x03];
+}
+
+mod chdlc {
+    /// Unicast and broadcast address bytes.
+    pub const ADDRESSES: [u8; 2] = [0x0f, 0x8f];
+}
+
+/// SNAP organisation codes whose protocol id is an ethertype: RFC 1042 and Cisco's
+/// 802.1H bridge tunnel.
+const SNAP_ETHERTYPE_OUIS: [[u8; 3]; 2] = [[0, 0, 0], [0, 0, 0xf8]];
+
+/// NFLOG TLV type of the packet itself.
+const NFULA_PAYLOAD: u16 = 9;
+
+/// Link-level headers (tags, labels, session headers) followed on one frame: more is not a
+/// real network, and it bounds the work per frame.
+const MAX_L2_HEADERS: usize = 16;
+
+/// More VLAN tags than this is not a real network either.
 const MAX_VLAN_TAGS: usize = 8;
 
 const VLAN_ID_MASK: u16 = 0x0fff;
@@ -78,6 +146,8 @@ const VLAN_ID_MASK: u16 = 0x0fff;
 /// Address families of IPv4 and IPv6 in a `DLT_NULL` header. IPv6 differs per OS.
 mod family {
     pub const INET: u32 = 2;
+    /// Linux (NFLOG).
+    pub const INET6_LINUX: u32 = 10;
     /// Windows (Npcap loopback).
     pub const INET6_WINDOWS: u32 = 23;
     /// NetBSD, OpenBSD.
@@ -105,21 +175,19 @@ pub(crate) struct LinkFrame<'a> {
     pub offset: usize,
     /// Captured bytes after the link header.
     pub payload: &'a [u8],
+    /// The link-level encapsulations on the way, as [`Encap`] bits.
+    pub encaps: u16,
 }
 
 impl<'a> LinkFrame<'a> {
     /// # Errors
     ///
-    /// `MalformedLink` for a header or tag cut short or too many tags, `NotIp` for other payloads.
+    /// A `Malformed*` error for a header cut short (or too many tags), `NotIp` for other
+    /// payloads.
     #[inline]
     pub fn parse(link: LinkType, data: &'a [u8]) -> Result<Self, DecodeError> {
         match link {
-            LinkType::Ethernet => {
-                let header = data
-                    .first_chunk::<{ field::ETH_LEN }>()
-                    .ok_or(DecodeError::MalformedLink)?;
-                after_ethertype(data, field::ETH_LEN, be16(header, field::ETH_TYPE))
-            }
+            LinkType::Ethernet => after_ethernet(data),
             LinkType::LinuxSll => {
                 let header = data
                     .first_chunk::<{ field::SLL_LEN }>()
@@ -149,69 +217,284 @@ impl<'a> LinkFrame<'a> {
                     | family::INET6_DARWIN => Network::Ipv6,
                     _ => return Err(DecodeError::NotIp),
                 };
-                Ok(Self::at(data, field::NULL_LEN, network, 0))
+                Ok(Self::at(data, field::NULL_LEN, network, 0, 0))
             }
             LinkType::Raw => {
                 // No header to announce the version, so it comes from the IP header itself.
                 let [first] = data.first_chunk::<1>().ok_or(DecodeError::MalformedLink)?;
-                let network = match first >> 4 {
-                    4 => Network::Ipv4,
-                    6 => Network::Ipv6,
-                    _ => return Err(DecodeError::NotIp),
-                };
-                Ok(Self::at(data, 0, network, 0))
+                let network = version_of(*first).ok_or(DecodeError::NotIp)?;
+                Ok(Self::at(data, 0, network, 0, 0))
             }
-            LinkType::Ipv4 => Ok(Self::at(data, 0, Network::Ipv4, 0)),
-            LinkType::Ipv6 => Ok(Self::at(data, 0, Network::Ipv6, 0)),
+            LinkType::Ipv4 => Ok(Self::at(data, 0, Network::Ipv4, 0, 0)),
+            LinkType::Ipv6 => Ok(Self::at(data, 0, Network::Ipv6, 0, 0)),
+            // PPP-in-HDLC files may hold Cisco HDLC frames, told apart by their address byte.
+            LinkType::Ppp if !data.first().is_some_and(|a| chdlc::ADDRESSES.contains(a)) => {
+                let offset = if data.starts_with(&ppp::ADDRESS_CONTROL) {
+                    2
+                } else {
+                    0
+                };
+                let (protocol, len) =
+                    ppp_protocol(data, offset).ok_or(DecodeError::MalformedPpp)?;
+                after_ppp(data, offset + len, protocol, 0, 0)
+            }
+            LinkType::Ppp | LinkType::CiscoHdlc => {
+                let header = data
+                    .first_chunk::<{ field::CHDLC_LEN }>()
+                    .ok_or(DecodeError::MalformedPpp)?;
+                after_ethertype(data, field::CHDLC_LEN, be16(header, field::CHDLC_TYPE))
+            }
+            LinkType::IpOverIb => {
+                let header = data
+                    .first_chunk::<{ field::IPOIB_LEN }>()
+                    .ok_or(DecodeError::MalformedLink)?;
+                after_ethertype(data, field::IPOIB_LEN, be16(header, field::IPOIB_TYPE))
+            }
+            LinkType::Nflog => nflog(data),
         }
     }
 
     /// The frame whose IP packet starts at `offset`, which the caller checked is within `data`.
     #[inline]
-    fn at(data: &'a [u8], offset: usize, network: Network, vlan: u16) -> Self {
+    fn at(data: &'a [u8], offset: usize, network: Network, vlan: u16, encaps: u16) -> Self {
         LinkFrame {
             network,
             vlan,
             offset,
             payload: data.get(offset..).unwrap_or_default(),
+            encaps,
         }
     }
 }
 
-/// Follow an ethertype (and any VLAN tags after it) found just before `offset`.
+/// The IP version of a header starting with `first`.
+#[inline]
+pub(crate) fn version_of(first: u8) -> Option<Network> {
+    match first >> 4 {
+        4 => Some(Network::Ipv4),
+        6 => Some(Network::Ipv6),
+        _ => None,
+    }
+}
+
+/// An Ethernet II frame (the outermost, or one carried in a tunnel).
+///
+/// # Errors
+///
+/// As [`LinkFrame::parse`].
+#[inline]
+pub(crate) fn after_ethernet(data: &[u8]) -> Result<LinkFrame<'_>, DecodeError> {
+    let header = data
+        .first_chunk::<{ field::ETH_LEN }>()
+        .ok_or(DecodeError::MalformedLink)?;
+    after_ethertype(data, field::ETH_LEN, be16(header, field::ETH_TYPE))
+}
+
+/// The PPP protocol at `at`: 2 bytes, or 1 when compressed (an odd first byte). Returns it and
+/// its length.
+fn ppp_protocol(data: &[u8], at: usize) -> Option<(u16, usize)> {
+    let first = *data.get(at)?;
+    if first & 1 == 1 {
+        return Some((u16::from(first), 1));
+    }
+    let second = *data.get(at + 1)?;
+    Some((u16::from_be_bytes([first, second]), 2))
+}
+
+/// What follows a PPP protocol field ending at `offset`: IP, or an MPLS label stack.
+fn after_ppp(
+    data: &[u8],
+    offset: usize,
+    protocol: u16,
+    vlan: u16,
+    encaps: u16,
+) -> Result<LinkFrame<'_>, DecodeError> {
+    match protocol {
+        ppp::IPV4 => Ok(LinkFrame::at(data, offset, Network::Ipv4, vlan, encaps)),
+        ppp::IPV6 => Ok(LinkFrame::at(data, offset, Network::Ipv6, vlan, encaps)),
+        ppp::MPLS | ppp::MPLS_MULTICAST => {
+            let mut inner =
+                after_ethertype(data.get(offset..).unwrap_or_default(), 0, ethertype::MPLS)?;
+            inner.offset += offset;
+            inner.encaps |= encaps;
+            if vlan != 0 {
+                inner.vlan = vlan;
+            }
+            Ok(inner)
+        }
+        _ => Err(DecodeError::NotIp),
+    }
+}
+
+/// NFLOG: the family byte says the IP version; the packet is the payload TLV.
+fn nflog(data: &[u8]) -> Result<LinkFrame<'_>, DecodeError> {
+    let header = data
+        .first_chunk::<{ field::NFLOG_LEN }>()
+        .ok_or(DecodeError::MalformedNflog)?;
+    let network = match u32::from(header[0]) {
+        family::INET => Network::Ipv4,
+        family::INET6_LINUX => Network::Ipv6,
+        _ => return Err(DecodeError::NotIp),
+    };
+    let mut at = field::NFLOG_LEN;
+    // TLVs are in the capturing host's byte order, which the file does not record: the first
+    // TLV decides, read the way that gives a plausible length and type. Lengths count their
+    // own 4-byte header and are padded to 4 bytes.
+    let little = data
+        .get(at..)
+        .and_then(<[u8]>::first_chunk::<{ field::NFLOG_TLV_LEN }>)
+        .is_none_or(|tlv| {
+            let plausible =
+                |len: u16, kind: u16| len >= 4 && kind & 0x7fff != 0 && kind & 0x7fff < 0x100;
+            !plausible(
+                u16::from_be_bytes([tlv[0], tlv[1]]),
+                u16::from_be_bytes([tlv[2], tlv[3]]),
+            )
+        });
+    let read = |a: u8, b: u8| {
+        if little {
+            u16::from_le_bytes([a, b])
+        } else {
+            u16::from_be_bytes([a, b])
+        }
+    };
+    while let Some(tlv) = data
+        .get(at..)
+        .and_then(<[u8]>::first_chunk::<{ field::NFLOG_TLV_LEN }>)
+    {
+        let len = usize::from(read(tlv[0], tlv[1]));
+        let kind = read(tlv[2], tlv[3]) & 0x7fff;
+        if len < field::NFLOG_TLV_LEN {
+            return Err(DecodeError::MalformedNflog);
+        }
+        if kind == NFULA_PAYLOAD {
+            let start = at + field::NFLOG_TLV_LEN;
+            let end = (at + len).min(data.len());
+            let payload = data.get(start..end).ok_or(DecodeError::MalformedNflog)?;
+            return Ok(LinkFrame {
+                network,
+                vlan: 0,
+                offset: start,
+                payload,
+                encaps: 0,
+            });
+        }
+        at += len.div_ceil(4) * 4;
+    }
+    Err(DecodeError::MalformedNflog)
+}
+
+/// An MPLS label stack carried in a tunnel (GRE protocol 0x8847).
+///
+/// # Errors
+///
+/// As [`LinkFrame::parse`].
+pub(crate) fn after_mpls(data: &[u8]) -> Result<LinkFrame<'_>, DecodeError> {
+    after_ethertype(data, 0, ethertype::MPLS)
+}
+
+/// Follow an ethertype found just before `offset` through VLAN tags, MPLS labels (and an
+/// Ethernet pseudowire under them), PPPoE sessions and LLC/SNAP, to IP.
 #[inline]
 fn after_ethertype(
     data: &[u8],
     mut offset: usize,
     mut ethertype: u16,
 ) -> Result<LinkFrame<'_>, DecodeError> {
-    let mut vlan = 0;
+    let (mut vlan, mut encaps) = (0, 0u16);
     let mut tags = 0;
-    while matches!(
-        ethertype,
-        ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD
-    ) {
-        if tags == MAX_VLAN_TAGS {
-            return Err(DecodeError::MalformedLink);
+    for _ in 0..MAX_L2_HEADERS {
+        let rest = data.get(offset..).unwrap_or_default();
+        match ethertype {
+            ethertype::IPV4 => return Ok(LinkFrame::at(data, offset, Network::Ipv4, vlan, encaps)),
+            ethertype::IPV6 => return Ok(LinkFrame::at(data, offset, Network::Ipv6, vlan, encaps)),
+            ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
+                if tags == MAX_VLAN_TAGS {
+                    return Err(DecodeError::MalformedLink);
+                }
+                let tag = rest
+                    .first_chunk::<{ field::TAG_LEN }>()
+                    .ok_or(DecodeError::MalformedLink)?;
+                if tags == 0 {
+                    vlan = be16(tag, field::TAG_TCI) & VLAN_ID_MASK;
+                }
+                tags += 1;
+                encaps |= Encap::Vlan.bit();
+                ethertype = be16(tag, field::TAG_TYPE);
+                offset += field::TAG_LEN;
+            }
+            ethertype::MPLS | ethertype::MPLS_MULTICAST => {
+                encaps |= Encap::Mpls.bit();
+                let labels = mpls_stack_len(rest)?;
+                offset += labels;
+                let after = data.get(offset..).unwrap_or_default();
+                let first = *after.first().ok_or(DecodeError::MalformedMpls)?;
+                match version_of(first) {
+                    Some(network) => return Ok(LinkFrame::at(data, offset, network, vlan, encaps)),
+                    // A control word of zero nibble: an Ethernet pseudowire follows it.
+                    None if first >> 4 == 0 => {
+                        let eth = after
+                            .get(field::PW_CONTROL_WORD_LEN..)
+                            .and_then(<[u8]>::first_chunk::<{ field::ETH_LEN }>)
+                            .ok_or(DecodeError::MalformedMpls)?;
+                        ethertype = be16(eth, field::ETH_TYPE);
+                        offset += field::PW_CONTROL_WORD_LEN + field::ETH_LEN;
+                    }
+                    None => return Err(DecodeError::NotIp),
+                }
+            }
+            ethertype::PPPOE_SESSION => {
+                encaps |= Encap::Pppoe.bit();
+                let (protocol, len) =
+                    ppp_protocol(rest, field::PPPOE_LEN).ok_or(DecodeError::MalformedPppoe)?;
+                return after_ppp(
+                    data,
+                    offset + field::PPPOE_LEN + len,
+                    protocol,
+                    vlan,
+                    encaps,
+                );
+            }
+            len if len <= ethertype::MAX_8023_LEN => {
+                // 802.3: a length, then LLC. Only SNAP carries an ethertype on to IP.
+                // A non-SNAP LLC frame (STP, IS-IS, ...) is complete in three bytes and never IP.
+                if rest.len() < 3 {
+                    return Err(DecodeError::MalformedLlc);
+                }
+                if rest[..3] != field::LLC_SNAP {
+                    return Err(DecodeError::NotIp);
+                }
+                let llc = rest
+                    .first_chunk::<{ field::LLC_SNAP_LEN }>()
+                    .ok_or(DecodeError::MalformedLlc)?;
+                if !SNAP_ETHERTYPE_OUIS.iter().any(|o| llc[3..6] == *o) {
+                    return Err(DecodeError::NotIp);
+                }
+                encaps |= Encap::LlcSnap.bit();
+                ethertype = be16(llc, 6);
+                offset += field::LLC_SNAP_LEN;
+            }
+            // ARP, LLDP, ...
+            _ => return Err(DecodeError::NotIp),
         }
-        let tag = data
-            .get(offset..)
-            .and_then(<[u8]>::first_chunk::<{ field::TAG_LEN }>)
-            .ok_or(DecodeError::MalformedLink)?;
-        if tags == 0 {
-            vlan = be16(tag, field::TAG_TCI) & VLAN_ID_MASK;
-        }
-        ethertype = be16(tag, field::TAG_TYPE);
-        tags += 1;
-        offset += field::TAG_LEN;
     }
-    let network = match ethertype {
-        ethertype::IPV4 => Network::Ipv4,
-        ethertype::IPV6 => Network::Ipv6,
-        // ARP, LLDP, 802.3 length fields (<= 1500), ...
-        _ => return Err(DecodeError::NotIp),
-    };
-    Ok(LinkFrame::at(data, offset, network, vlan))
+    Err(DecodeError::MalformedLink)
+}
+
+/// Bytes of the MPLS label stack at the start of `data`, through its bottom label.
+fn mpls_stack_len(data: &[u8]) -> Result<usize, DecodeError> {
+    let mut at = 0;
+    for _ in 0..MAX_L2_HEADERS {
+        let entry = data
+            .get(at..)
+            .and_then(<[u8]>::first_chunk::<{ field::MPLS_LEN }>)
+            .ok_or(DecodeError::MalformedMpls)?;
+        at += field::MPLS_LEN;
+        if entry[2] & field::MPLS_BOTTOM != 0 {
+            return Ok(at);
+        }
+    }
+    Err(DecodeError::MalformedMpls)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Frame decoding: link layer → IP → TCP, through checked zero-copy views.
+//! Frame decoding: link layer → IP (→ tunnels → ... → IP) → TCP, through checked zero-copy
+//! views.
 //!
 //! `decode_frame` is the only entry point the pipeline uses. It never panics on any input: every
 //! frame either becomes a [`PacketRecord`] or a [`DecodeError`] that the caller counts.
@@ -13,28 +14,39 @@ mod ipv6;
 mod link;
 mod record;
 mod tcp;
+mod tunnel;
 
+#[cfg(test)]
+mod encap_tests;
 #[cfg(test)]
 mod fixtures;
 
 pub use error::DecodeError;
 pub use link::LinkType;
-pub use record::{flags, opt, Addr, Endpoint, PacketRecord, NO_WSCALE};
+pub use record::{flags, opt, Addr, Encap, Endpoint, PacketRecord, Tunnel, NO_WSCALE};
 
 use ipv4::Ipv4Packet;
 use ipv6::Ipv6Packet;
 use link::{LinkFrame, Network};
 use tcp::TcpSegment;
+use tunnel::{decapsulate, Inner};
 
 /// IP protocol number of TCP.
-const PROTO_TCP: u8 = 6;
+const PROTO_TCP: u8 = tunnel::proto::TCP;
+
+/// Tunnels followed on one frame (`VLAN in VXLAN in VLAN` is one; GRE in IP-in-IP two). More is
+/// not a real network, and it bounds the work per frame; the link-level headers inside each
+/// layer have their own bound (16, of which at most 8 VLAN tags).
+pub const MAX_TUNNELS: usize = 8;
 
 /// Decode one captured frame.
 ///
-/// `wire_len` is the frame's length on the wire (pcap `wire_len`), `data` the captured bytes (may
-/// be shorter: snaplen). An IP length that runs past the captured bytes is accepted only when the
-/// capture was cut (`data` shorter than `wire_len`) and still fits in `wire_len`; the record then
-/// carries [`opt::TRUNCATED_PAYLOAD`].
+/// `wire_len` is the frame's length on the wire (pcap `orig_len`), `data` the captured bytes (may
+/// be shorter: snaplen). Tunnels and link-level encapsulations are followed (up to
+/// [`MAX_TUNNELS`]) to the innermost TCP segment, whose addresses and ports make the record;
+/// the record says which encapsulations it came through and names the innermost tunnel.
+/// Lengths come from the headers; when they overrun what the frame held on the wire, what it
+/// held is used and the record says so ([`opt`]).
 ///
 /// # Errors
 ///
@@ -46,42 +58,108 @@ pub fn decode_frame(
     ts_ns: u64,
 ) -> Result<PacketRecord, DecodeError> {
     let frame = LinkFrame::parse(link, data)?;
-    // Bytes the IP packet may span: what was on the wire, or what we hold if a writer put an
+    // Bytes the IP packet may span: what was on the wire, or what we hold if a writer put a
     // wire_len smaller than the captured length.
-    let wire_len = usize::try_from(wire_len)
+    let wire = usize::try_from(wire_len)
         .unwrap_or(usize::MAX)
         .max(data.len())
         .saturating_sub(frame.offset);
-
     let mut rec = PacketRecord {
         ts_ns,
         vlan: frame.vlan,
+        encaps: frame.encaps,
         wscale: NO_WSCALE,
         ..PacketRecord::default()
     };
-    let (segment, segment_len) = match frame.network {
-        Network::Ipv4 => {
-            let ip = Ipv4Packet::new_checked(frame.payload, wire_len)?;
-            // Protocol before fragmentation, so `Fragment` counts only TCP lost to fragmentation.
-            if ip.protocol() != PROTO_TCP {
-                return Err(DecodeError::NotTcp);
+    let (mut network, mut bytes, mut wire) = (frame.network, frame.payload, wire);
+    // The innermost IP layer and up to MAX_TUNNELS outer ones.
+    for _ in 0..=MAX_TUNNELS {
+        // The IP layer: its addresses, and what it carries.
+        let (protocol, upper, upper_len, src, dst) = match network {
+            Network::Ipv4 => {
+                let ip = Ipv4Packet::new_checked(bytes, wire)?;
+                if ip.is_later_fragment() {
+                    // Only TCP lost to fragmentation counts as fragments.
+                    return Err(if ip.protocol() == PROTO_TCP {
+                        DecodeError::Fragment
+                    } else {
+                        DecodeError::NotTcp
+                    });
+                }
+                if ip.is_fragment() {
+                    rec.options |= opt::FIRST_FRAGMENT;
+                }
+                rec.options |= ip.length_note();
+                (
+                    ip.protocol(),
+                    ip.payload(),
+                    ip.payload_len(),
+                    Addr::from_v4(ip.src()),
+                    Addr::from_v4(ip.dst()),
+                )
             }
-            if ip.is_fragment() {
-                return Err(DecodeError::Fragment);
+            Network::Ipv6 => {
+                let ip = Ipv6Packet::new_checked(bytes, wire)?;
+                let upper = ip.upper_layer()?;
+                if upper.first_fragment {
+                    rec.options |= opt::FIRST_FRAGMENT;
+                }
+                rec.options |= ip.length_note();
+                (
+                    upper.protocol,
+                    upper.bytes,
+                    upper.len,
+                    Addr::from_v6(ip.src()),
+                    Addr::from_v6(ip.dst()),
+                )
             }
-            rec.src = Addr::from_v4(ip.src());
-            rec.dst = Addr::from_v4(ip.dst());
-            (ip.payload(), ip.payload_len())
+        };
+        if protocol == PROTO_TCP {
+            rec.src = src;
+            rec.dst = dst;
+            return tcp_record(rec, upper, upper_len);
         }
-        Network::Ipv6 => {
-            let ip = Ipv6Packet::new_checked(frame.payload, wire_len)?;
-            let upper = ip.tcp_segment()?;
-            rec.src = Addr::from_v6(ip.src());
-            rec.dst = Addr::from_v6(ip.dst());
-            upper
+        if rec.options & opt::FIRST_FRAGMENT != 0 {
+            // A tunnel header in a first fragment: the rest of the frame is elsewhere.
+            return Err(DecodeError::NotTcp);
         }
-    };
+        let tunnel = decapsulate(protocol, upper, upper_len)?;
+        rec.encaps |= tunnel.kind.bit();
+        rec.tunnel = Some(Tunnel {
+            kind: tunnel.kind,
+            id: tunnel.id,
+            outer_src: src,
+            outer_dst: dst,
+        });
+        (network, bytes, wire) = match tunnel.inner {
+            Inner::Ip(network) => (network, tunnel.bytes, tunnel.wire_len),
+            Inner::Ethernet | Inner::Mpls => {
+                let inner = match tunnel.inner {
+                    Inner::Ethernet => link::after_ethernet(tunnel.bytes)?,
+                    _ => link::after_mpls(tunnel.bytes)?,
+                };
+                rec.encaps |= inner.encaps;
+                if rec.vlan == 0 {
+                    rec.vlan = inner.vlan;
+                }
+                (
+                    inner.network,
+                    inner.payload,
+                    tunnel.wire_len.saturating_sub(inner.offset),
+                )
+            }
+        };
+    }
+    Err(DecodeError::EncapTooDeep)
+}
 
+/// The TCP layer of `rec`, from its captured bytes and declared length.
+#[inline]
+fn tcp_record(
+    mut rec: PacketRecord,
+    segment: &[u8],
+    segment_len: usize,
+) -> Result<PacketRecord, DecodeError> {
     let tcp = TcpSegment::new_checked(segment, segment_len)?;
     let options = tcp.options()?;
     rec.sport = tcp.src_port();
@@ -90,13 +168,15 @@ pub fn decode_frame(
     rec.ack = tcp.ack();
     rec.flags = tcp.flags();
     rec.window = tcp.window();
-    // A TCP segment is at most 65535 bytes (IPv6 jumbograms are rejected), so this never saturates.
     rec.payload_len = u32::try_from(tcp.payload_len()).unwrap_or(u32::MAX);
     rec.mss = options.mss;
     rec.wscale = options.wscale;
-    rec.options = options.present;
+    rec.options |= options.present;
     if tcp.is_truncated() {
         rec.options |= opt::TRUNCATED_PAYLOAD;
+    }
+    if tcp.options_cut() {
+        rec.options |= opt::TRUNCATED_OPTIONS;
     }
     Ok(rec)
 }
@@ -167,6 +247,8 @@ mod tests {
             wscale: 7,
             options: opt::SACK_PERMITTED | opt::TIMESTAMP,
             vlan: 0,
+            encaps: 0,
+            tunnel: None,
         }
     }
 
@@ -214,6 +296,7 @@ mod tests {
             rec,
             PacketRecord {
                 vlan: 100,
+                encaps: Encap::Vlan.bit(),
                 ..ipv4_syn_record()
             }
         );
@@ -254,6 +337,8 @@ mod tests {
             wscale: 9,
             options: opt::SACK_PERMITTED | opt::TIMESTAMP,
             vlan: 0,
+            encaps: 0,
+            tunnel: None,
         };
         assert_eq!(
             decode(LinkType::Ethernet, &[&eth6(), &IPV6_SYNACK]),
@@ -295,26 +380,48 @@ mod tests {
                 "{cut}"
             );
         }
-        // Cut in the TCP header.
+        // Cut in the options: the fixed header is read, the options before the cut too.
+        for cut in 14 + 40..14 + 52 {
+            let rec = decode_frame(LinkType::Ethernet, &frame[..cut], wire_len, TS).unwrap();
+            // The timestamp option ends the options: it is never whole here.
+            assert_eq!(
+                rec,
+                PacketRecord {
+                    options: opt::TRUNCATED_PAYLOAD | opt::TRUNCATED_OPTIONS,
+                    ..full
+                },
+                "{cut}"
+            );
+        }
+        // Cut in the fixed TCP header.
         assert_eq!(
-            decode_frame(LinkType::Ethernet, &frame[..14 + 40], wire_len, TS),
+            decode_frame(LinkType::Ethernet, &frame[..14 + 39], wire_len, TS),
             Err(DecodeError::MalformedTcp)
         );
     }
 
     #[test]
     fn ip_length_beyond_the_wire() {
-        // Not cut by snaplen (wire_len = captured), yet the IP header claims more.
-        let frame = [&ETH[..], &IPV4_DATA[..60]].concat();
+        // Not cut by snaplen (wire_len = captured), yet the IP header claims more: what the
+        // frame held is used, and the record says so.
+        let rec = decode(LinkType::Ethernet, &[&ETH, &IPV4_DATA[..60]]).unwrap();
+        assert_eq!(rec.payload_len, 12 - 4);
+        assert_eq!(rec.options, opt::TIMESTAMP | opt::LENGTH_CLIPPED);
+        // Clipped inside the TCP options: the header overruns the segment that was there.
         assert_eq!(
-            decode(LinkType::Ethernet, &[&frame]),
-            Err(DecodeError::MalformedIpv4)
+            decode(LinkType::Ethernet, &[&ETH, &IPV4_DATA[..48]]),
+            Err(DecodeError::MalformedTcp)
         );
         let frame = [&eth6()[..], &IPV6_SYNACK[..70]].concat();
         assert_eq!(
             decode(LinkType::Ethernet, &[&frame]),
-            Err(DecodeError::MalformedIpv6)
+            Err(DecodeError::MalformedTcp)
         );
+        let mut synack = IPV6_SYNACK;
+        synack[5] += 8;
+        let rec = decode(LinkType::Ethernet, &[&eth6(), &synack]).unwrap();
+        assert_eq!(rec.options & opt::LENGTH_CLIPPED, opt::LENGTH_CLIPPED);
+        assert_eq!(rec.payload_len, 0);
         // An wire_len below the captured length is taken as the captured length.
         let frame = [&ETH[..], &IPV4_SYN].concat();
         assert_eq!(
@@ -332,11 +439,15 @@ mod tests {
             decode(LinkType::Raw, &[&udp_fragment]),
             Err(DecodeError::NotTcp)
         );
+        // A first fragment: its TCP header is read.
         let mut tcp_fragment = IPV4_SYN;
         tcp_fragment[6] = 0x20;
         assert_eq!(
             decode(LinkType::Raw, &[&tcp_fragment]),
-            Err(DecodeError::Fragment)
+            Ok(PacketRecord {
+                options: ipv4_syn_record().options | opt::FIRST_FRAGMENT,
+                ..ipv4_syn_record()
+            })
         );
         let mut later_fragment = IPV4_SYN;
         later_fragment[7] = 0xb9;
@@ -344,10 +455,15 @@ mod tests {
             decode(LinkType::Raw, &[&later_fragment]),
             Err(DecodeError::Fragment)
         );
-        let mut v6_fragment = IPV6_HBH_FRAG;
-        v6_fragment[51] = 0x01;
+        let mut v6_first = IPV6_HBH_FRAG;
+        v6_first[51] = 0x01;
+        let rec = decode(LinkType::Raw, &[&v6_first]).unwrap();
+        assert_eq!(rec.options & opt::FIRST_FRAGMENT, opt::FIRST_FRAGMENT);
+        assert_eq!(rec.payload_len, 4);
+        let mut v6_later = IPV6_HBH_FRAG;
+        v6_later[51] = 0x08;
         assert_eq!(
-            decode(LinkType::Raw, &[&v6_fragment]),
+            decode(LinkType::Raw, &[&v6_later]),
             Err(DecodeError::Fragment)
         );
     }
@@ -367,8 +483,12 @@ mod tests {
             Err(DecodeError::MalformedIpv6)
         );
         assert_eq!(
-            decode(LinkType::Ethernet, &[&ETH, &IPV4_SYN[..40]]),
+            decode(LinkType::Ethernet, &[&ETH, &IPV4_SYN[..19]]),
             Err(DecodeError::MalformedIpv4)
+        );
+        assert_eq!(
+            decode(LinkType::Ethernet, &[&ETH, &IPV4_SYN[..39]]),
+            Err(DecodeError::MalformedTcp)
         );
         let mut arp = ETH;
         arp[12..].copy_from_slice(&[0x08, 0x06]);

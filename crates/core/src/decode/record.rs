@@ -141,6 +141,91 @@ pub struct PacketRecord {
     pub options: u8,
     /// Outermost VLAN id, 0 when untagged.
     pub vlan: u16,
+    /// Every encapsulation the frame came through, as [`Encap`] bits.
+    pub encaps: u16,
+    /// The innermost tunnel, when there was one.
+    pub tunnel: Option<Tunnel>,
+}
+
+/// Encapsulations a frame can come through, one bit each in [`PacketRecord::encaps`]; counted
+/// per kind in interval records (`capture.decapsulated`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Encap {
+    Vlan,
+    Mpls,
+    Pppoe,
+    LlcSnap,
+    Gre,
+    Erspan,
+    Vxlan,
+    Geneve,
+    IpInIp,
+    GtpU,
+    Teredo,
+    Ayiya,
+}
+
+impl Encap {
+    pub const ALL: [Encap; 12] = [
+        Encap::Vlan,
+        Encap::Mpls,
+        Encap::Pppoe,
+        Encap::LlcSnap,
+        Encap::Gre,
+        Encap::Erspan,
+        Encap::Vxlan,
+        Encap::Geneve,
+        Encap::IpInIp,
+        Encap::GtpU,
+        Encap::Teredo,
+        Encap::Ayiya,
+    ];
+
+    /// Stable snake_case name used in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encap::Vlan => "vlan",
+            Encap::Mpls => "mpls",
+            Encap::Pppoe => "pppoe",
+            Encap::LlcSnap => "llc_snap",
+            Encap::Gre => "gre",
+            Encap::Erspan => "erspan",
+            Encap::Vxlan => "vxlan",
+            Encap::Geneve => "geneve",
+            Encap::IpInIp => "ip_in_ip",
+            Encap::GtpU => "gtp_u",
+            Encap::Teredo => "teredo",
+            Encap::Ayiya => "ayiya",
+        }
+    }
+
+    pub fn bit(self) -> u16 {
+        1 << self as u8
+    }
+
+    /// Whether this encapsulation is a tunnel between two IP endpoints (not a tag on a link).
+    pub fn is_tunnel(self) -> bool {
+        !matches!(
+            self,
+            Encap::Vlan | Encap::Mpls | Encap::Pppoe | Encap::LlcSnap
+        )
+    }
+
+    /// The kind of this name, as records write it.
+    pub fn from_name(name: &str) -> Option<Encap> {
+        Encap::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
+
+/// A tunnel a segment came through: its kind, its id where it has one (VXLAN and GENEVE VNI,
+/// GRE key, ERSPAN session, GTP-U TEID) and the tunnel's own IP endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tunnel {
+    pub kind: Encap,
+    pub id: Option<u32>,
+    pub outer_src: Addr,
+    pub outer_dst: Addr,
 }
 
 /// Presence bits for [`PacketRecord::options`].
@@ -150,6 +235,15 @@ pub mod opt {
     pub const TIMESTAMP: u8 = 0x04;
     /// The frame was cut by the snap length before the end of the TCP payload.
     pub const TRUNCATED_PAYLOAD: u8 = 0x08;
+    /// The frame was cut inside the TCP options: those before the cut were read.
+    pub const TRUNCATED_OPTIONS: u8 = 0x10;
+    /// An IP length said more than the frame held on the wire: what was there was used.
+    pub const LENGTH_CLIPPED: u8 = 0x20;
+    /// The first fragment of a fragmented IP packet: the TCP header is read, the payload
+    /// length covers this fragment only.
+    pub const FIRST_FRAGMENT: u8 = 0x40;
+    /// An IP length of 0 (TSO / BIG TCP captures, or an IPv6 jumbogram) taken from the frame.
+    pub const LENGTH_FROM_FRAME: u8 = 0x80;
 }
 
 impl PacketRecord {

@@ -1,8 +1,10 @@
 //! TCP header view and option parsing.
 //!
-//! Once [`TcpSegment::new_checked`] succeeds: the fixed header and its options were captured,
-//! the data offset is >= 5 and within the segment length the IP layer declared. Options are parsed
-//! on demand by [`TcpSegment::options`]. The checksum is not verified (offloading, as for IPv4).
+//! Once [`TcpSegment::new_checked`] succeeds: the fixed header was captured, the data offset is
+//! at least 5 and within the segment length the IP layer declared. Options are parsed on demand by
+//! [`TcpSegment::options`], as far as they were captured: a snap length that cuts the options
+//! leaves a segment whose header is still read (flagged). The checksum is not verified
+//! (offloading, as for IPv4).
 
 use super::{be16, be32, opt, DecodeError, NO_WSCALE};
 
@@ -41,6 +43,8 @@ pub(crate) struct TcpSegment<'a> {
     options: &'a [u8],
     payload_len: usize,
     truncated: bool,
+    /// The capture ends inside the options.
+    options_cut: bool,
 }
 
 /// What the options said, in the form [`PacketRecord`](super::PacketRecord) stores.
@@ -60,7 +64,7 @@ impl<'a> TcpSegment<'a> {
     ///
     /// # Errors
     ///
-    /// `MalformedTcp`: fixed header or options not captured, data offset < 5 or beyond `len`.
+    /// `MalformedTcp`: fixed header not captured, data offset < 5 or beyond `len`.
     #[inline]
     pub fn new_checked(captured: &'a [u8], len: usize) -> Result<Self, DecodeError> {
         let header = captured
@@ -70,15 +74,20 @@ impl<'a> TcpSegment<'a> {
         if header_len < HEADER_LEN || header_len > len {
             return Err(DecodeError::MalformedTcp);
         }
-        let options = captured
-            .get(HEADER_LEN..header_len)
-            .ok_or(DecodeError::MalformedTcp)?;
+        let options_end = header_len.min(captured.len());
+        let options = captured.get(HEADER_LEN..options_end).unwrap_or_default();
         Ok(TcpSegment {
             header,
             options,
             payload_len: len - header_len,
             truncated: captured.len() < len,
+            options_cut: options_end < header_len,
         })
+    }
+
+    /// The capture ended inside the options: those before the cut were read.
+    pub fn options_cut(&self) -> bool {
+        self.options_cut
     }
 
     pub fn src_port(&self) -> u16 {
@@ -123,7 +132,8 @@ impl<'a> TcpSegment<'a> {
     ///
     /// # Errors
     ///
-    /// `MalformedTcp` when an option has no length byte, a length < 2, or overruns the header.
+    /// `MalformedTcp` when an option has no length byte, a length < 2, or overruns the header
+    /// (not when the capture cut the options: parsing then stops at the cut).
     #[inline]
     pub fn options(&self) -> Result<TcpOptions, DecodeError> {
         let mut out = TcpOptions {
@@ -143,10 +153,17 @@ impl<'a> TcpSegment<'a> {
                 [] | [kind::EOL, ..] => return Ok(out),
                 [kind::NOP, ref tail @ ..] => rest = tail,
                 [kind, len, ref tail @ ..] => {
-                    let (body, tail) = usize::from(len)
-                        .checked_sub(2)
-                        .and_then(|body_len| tail.split_at_checked(body_len))
-                        .ok_or(DecodeError::MalformedTcp)?;
+                    let Some(body_len) = usize::from(len).checked_sub(2) else {
+                        return Err(DecodeError::MalformedTcp);
+                    };
+                    let Some((body, tail)) = tail.split_at_checked(body_len) else {
+                        // An option the capture cut: what came before it stands.
+                        return if self.options_cut {
+                            Ok(out)
+                        } else {
+                            Err(DecodeError::MalformedTcp)
+                        };
+                    };
                     match (kind, body) {
                         (kind::MSS, &[hi, lo]) => out.mss = u16::from_be_bytes([hi, lo]),
                         (kind::WSCALE, &[shift]) => out.wscale = shift.min(MAX_WSCALE),
@@ -161,7 +178,8 @@ impl<'a> TcpSegment<'a> {
                     }
                     rest = tail;
                 }
-                // A kind with no room left for its length byte.
+                // A kind with no room left for its length byte (or cut there).
+                [_] if self.options_cut => return Ok(out),
                 [_] => return Err(DecodeError::MalformedTcp),
             }
         }
@@ -237,12 +255,19 @@ mod tests {
 
     #[test]
     fn truncated_header() {
-        for len in 0..SYN.len() {
+        for len in 0..HEADER_LEN {
             assert_eq!(
                 TcpSegment::new_checked(&SYN[..len], SYN.len()).err(),
                 Some(DecodeError::MalformedTcp),
                 "{len}"
             );
+        }
+        // The fixed header present, the options cut: a segment, flagged.
+        for len in HEADER_LEN..SYN.len() {
+            let tcp = TcpSegment::new_checked(&SYN[..len], SYN.len()).unwrap();
+            assert!(tcp.options_cut(), "{len}");
+            assert_eq!(tcp.payload_len(), 0);
+            assert_eq!(tcp.src_port(), 51234);
         }
     }
 
