@@ -62,6 +62,7 @@ fn key_of(ip: Ipv4Addr, port: u16) -> FlowKey {
         hi_addr: Addr::from_v4(SERVER.octets()),
         lo_port: port,
         hi_port: SERVER_PORT,
+        tunnel: 0,
     }
 }
 

@@ -75,6 +75,7 @@ impl Config {
             cli,
             "half_closed_stall",
         );
+        overlay(&mut t.key_tunnel, ft.key_tunnel, cli, "key_tunnel");
     }
 
     /// Every setting a `run` uses, in the file's terms (an empty interface is left out).
@@ -119,6 +120,7 @@ impl Config {
                 half_open_timeout: Some(p.table.half_open_timeout),
                 close_linger: Some(p.table.close_linger),
                 half_closed_stall: Some(p.table.half_closed_stall),
+                key_tunnel: Some(p.table.key_tunnel),
             },
             output: OutputSection {
                 records: Some(p.output.clone()),

@@ -325,6 +325,13 @@ pub struct TableArgs {
     /// Report a half-closed connection (one FIN only) as stalled after this long.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub half_closed_stall: Duration,
+
+    /// Which tunnel ids tell flows apart besides the inner addresses and ports: `none`, `vni`
+    /// (VXLAN and GENEVE VNIs: tenants' overlapping address spaces, and one connection
+    /// mirrored under several VNIs, stay apart) or `all` (also GRE keys, ERSPAN sessions and
+    /// GTP-U TEIDs, which differ per direction).
+    #[arg(long, default_value = "vni", value_parser = crate::config::checks::parse_key_tunnel)]
+    pub key_tunnel: tcpulse_core::flow::TunnelKeying,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -340,6 +347,7 @@ impl TableArgs {
             half_open_timeout_ns: nanos(self.half_open_timeout),
             close_linger_ns: nanos(self.close_linger),
             half_closed_stall_ns: nanos(self.half_closed_stall),
+            tunnel_keying: self.key_tunnel,
             ..FlowConfig::default()
         }
     }

@@ -193,6 +193,14 @@ pub struct FlowTableSection {
         skip_serializing_if = "Option::is_none"
     )]
     pub half_closed_stall: Option<Duration>,
+    /// Which tunnel ids are part of the flow key: `"none"`, `"vni"` (VXLAN and GENEVE) or
+    /// `"all"` (also GRE keys, ERSPAN sessions, GTP-U TEIDs) (`--key-tunnel`). Default `"vni"`.
+    #[serde(
+        default,
+        with = "value::key_tunnel",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub key_tunnel: Option<tcpulse_core::flow::TunnelKeying>,
 }
 
 /// `[output]`: where records go.

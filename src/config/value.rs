@@ -83,6 +83,22 @@ pub mod capture_kind {
     }
 }
 
+pub mod key_tunnel {
+    use super::*;
+    use tcpulse_core::flow::TunnelKeying;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TunnelKeying>, D::Error> {
+        parsed(d, "\"none\", \"vni\" or \"all\"", checks::parse_key_tunnel)
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<TunnelKeying>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(k) => s.serialize_str(k.name()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 pub mod xdp_mode {
     use super::*;
 

@@ -149,7 +149,10 @@ pub struct PacketRecord {
 
 /// Encapsulations a frame can come through, one bit each in [`PacketRecord::encaps`]; counted
 /// per kind in interval records (`capture.decapsulated`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum Encap {
     Vlan,
@@ -244,6 +247,8 @@ pub mod opt {
     pub const FIRST_FRAGMENT: u8 = 0x40;
     /// An IP length of 0 (TSO / BIG TCP captures, or an IPv6 jumbogram) taken from the frame.
     pub const LENGTH_FROM_FRAME: u8 = 0x80;
+    /// The bits that note how a segment was read (counted in `capture.decode_notes`).
+    pub const NOTES: u8 = TRUNCATED_OPTIONS | LENGTH_CLIPPED | FIRST_FRAGMENT | LENGTH_FROM_FRAME;
 }
 
 impl PacketRecord {

@@ -130,6 +130,10 @@ impl Anonymizer {
         for f in &mut part.flows {
             f.client = self.endpoint(f.client);
             f.server = self.endpoint(f.server);
+            if let Some(t) = &mut f.tunnel {
+                t.outer_src = self.addr(t.outer_src.into()).to_ip();
+                t.outer_dst = self.addr(t.outer_dst.into()).to_ip();
+            }
         }
     }
 

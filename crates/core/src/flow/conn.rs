@@ -5,8 +5,8 @@
 //!   reports — kept only when flow records are wanted (`--flows`).
 
 use super::seq_analysis::DirSeq;
-use crate::decode::Endpoint;
-use crate::schema::flow::{Close, FlowRecord, HandshakeRecord, PerDir, Side};
+use crate::decode::{Endpoint, Tunnel};
+use crate::schema::flow::{Close, FlowRecord, HandshakeRecord, PerDir, Side, TunnelRecord};
 use crate::schema::SCHEMA_VERSION;
 
 /// Client→server is direction 0, server→client direction 1.
@@ -144,6 +144,8 @@ pub struct FlowStats {
     pub syn_retransmits: u8,
     pub synack_retransmits: u8,
     pub fin_first: Option<u8>,
+    /// The innermost tunnel of the flow's first segment.
+    pub tunnel: Option<Tunnel>,
 }
 
 impl FlowStats {
@@ -199,6 +201,12 @@ impl FlowStats {
             }),
             half_closed_stall: conn.has(bit::HALF_CLOSED_STALL),
             close,
+            tunnel: self.tunnel.map(|t| TunnelRecord {
+                kind: t.kind,
+                id: t.id,
+                outer_src: t.outer_src.to_ip(),
+                outer_dst: t.outer_dst.to_ip(),
+            }),
         }
     }
 }

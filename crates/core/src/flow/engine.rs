@@ -2,7 +2,7 @@
 //! only — no clock, no I/O — so live capture, files and tests run the very same code.
 
 use super::conn::{bit, Conn, FlowStats, C2S, S2C};
-use super::key::{FlowHasher, FlowKey};
+use super::key::{FlowHasher, FlowKey, TunnelKeying};
 use super::segment::{self, IntervalHists, Seen};
 use super::servers::{ServerSnapshot, ServerTable};
 use super::table::{FlowTable, InsertError};
@@ -33,6 +33,8 @@ pub struct FlowConfig {
     pub emit_flows: bool,
     /// The keyed flow hash; the dispatcher's shard choice uses the same one.
     pub hasher: FlowHasher,
+    /// Which tunnel ids are part of the flow key.
+    pub tunnel_keying: TunnelKeying,
 }
 
 impl Default for FlowConfig {
@@ -46,6 +48,7 @@ impl Default for FlowConfig {
             max_servers: 65_536,
             emit_flows: true,
             hasher: FlowHasher::random(),
+            tunnel_keying: TunnelKeying::default(),
         }
     }
 }
@@ -175,7 +178,7 @@ impl Engine {
 
     /// Accounts one TCP segment and returns its analysis verdict bits (`seq_analysis::verdict`).
     pub fn on_packet(&mut self, rec: &PacketRecord) -> u16 {
-        let (key, src_is_lo) = FlowKey::of(rec);
+        let (key, src_is_lo) = FlowKey::of(rec, self.cfg.tunnel_keying);
         let hash = self.cfg.hasher.hash(&key);
         let idx = match self.table.find(&key, hash) {
             Some(idx) if self.starts_new_connection(idx, rec, src_is_lo) => {
@@ -262,6 +265,7 @@ impl Engine {
         if self.cfg.emit_flows {
             let stats = FlowStats {
                 first_ns: rec.ts_ns,
+                tunnel: rec.tunnel,
                 ..FlowStats::default()
             };
             match self.stats.get_mut(idx as usize) {
@@ -512,6 +516,69 @@ mod tests {
 
     fn total(iv: &WorkerInterval, c: Counter) -> u64 {
         iv.servers.iter().map(|s| s.counters.get(c)).sum()
+    }
+
+    /// One connection (handshake, a data segment each way, FIN both ways) mirrored three
+    /// times: plainly and under VXLAN VNIs 7 and 8, interleaved as a tap would see them.
+    fn mirrored_three_times(keying: TunnelKeying) -> WorkerInterval {
+        use crate::decode::{Encap, Tunnel};
+        let mut e = Engine::new(FlowConfig {
+            tunnel_keying: keying,
+            ..FlowConfig::default()
+        });
+        let conversation = [
+            (0, SYN, 100, 0, 0),
+            (1, SYN | ACK, 500, 101, 0),
+            (0, ACK, 101, 501, 0),
+            (0, ACK | PSH_FLAG, 101, 501, 10),
+            (1, ACK | PSH_FLAG, 501, 111, 20),
+            (0, FIN | ACK, 111, 521, 0),
+            (1, FIN | ACK, 521, 112, 0),
+            (0, ACK, 112, 522, 0),
+        ];
+        let copies = [None, Some(7), Some(8)].map(|vni| {
+            vni.map(|id| Tunnel {
+                kind: Encap::Vxlan,
+                id: Some(id),
+                outer_src: Addr::from_v4([10, 0, 0, 1]),
+                outer_dst: Addr::from_v4([10, 0, 0, 2]),
+            })
+        });
+        for (i, &(from, flags, seq, ack, len)) in conversation.iter().enumerate() {
+            for (c, tunnel) in copies.iter().enumerate() {
+                let t = S + i as u64 * MS + c as u64 * 1000;
+                let mut rec = seg(1, from, t, flags, seq, ack, len);
+                rec.tunnel = *tunnel;
+                feed(&mut e, rec);
+            }
+        }
+        e.finish();
+        e.take_interval()
+    }
+
+    #[test]
+    fn vni_keying_keeps_mirror_copies_apart_and_exact() {
+        let iv = mirrored_three_times(TunnelKeying::Vni);
+        assert_eq!(iv.flows.len(), 3);
+        let mut vnis: Vec<_> = iv
+            .flows
+            .iter()
+            .map(|f| f.tunnel.and_then(|t| t.id))
+            .collect();
+        vnis.sort();
+        assert_eq!(vnis, [None, Some(7), Some(8)]);
+        for f in &iv.flows {
+            assert_eq!(f.close, Close::Fin);
+            assert_eq!((f.packets.c2s, f.packets.s2c), (5, 3));
+            assert_eq!((f.retransmits.c2s, f.retransmits.s2c), (0, 0));
+            assert_eq!(f.handshake.and_then(|h| h.total_ns), Some(2 * MS));
+        }
+        assert_eq!(total(&iv, Counter::retransmits), 0);
+        // Without the VNI in the key the copies are one flow full of false retransmissions.
+        let iv = mirrored_three_times(TunnelKeying::None);
+        assert_eq!(iv.flows.len(), 1);
+        assert_eq!(iv.flows[0].packets.c2s, 15);
+        assert!(total(&iv, Counter::retransmits) > 0);
     }
 
     #[test]

@@ -7,22 +7,91 @@ use std::sync::OnceLock;
 use foldhash::fast::{FoldHasher, SeedableRandomState};
 use foldhash::SharedSeed;
 
-use crate::decode::{Addr, PacketRecord};
+use crate::decode::{Addr, Encap, PacketRecord, Tunnel};
+
+/// Which tunnel ids tell flows apart (`flow_table.key_tunnel`, docs/config.md). The innermost
+/// TCP/IP tuple is always the key; a tunnel id is added to it only where it names a tenant's
+/// address space or a mirror session that both directions share.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TunnelKeying {
+    /// The inner tuple only: copies of one connection arriving through different tunnels are
+    /// one flow (and the second copy of each segment looks like a retransmission).
+    None,
+    /// VXLAN and GENEVE VNIs are part of the key (the default): overlapping tenant address
+    /// spaces stay apart, and one connection mirrored plainly and under two VNIs (two cloud
+    /// mirror sessions) is three exact flows instead of one with false retransmissions. Both
+    /// directions of a VXLAN or GENEVE flow carry the same VNI.
+    #[default]
+    Vni,
+    /// Every tunnel id: also GRE keys, ERSPAN sessions and GTP-U TEIDs. GTP-U uses a TEID
+    /// per direction, so there each direction becomes a flow of its own.
+    All,
+}
+
+impl TunnelKeying {
+    pub const NAMES: [&'static str; 3] = ["none", "vni", "all"];
+
+    pub fn parse(name: &str) -> Option<TunnelKeying> {
+        match name {
+            "none" => Some(TunnelKeying::None),
+            "vni" => Some(TunnelKeying::Vni),
+            "all" => Some(TunnelKeying::All),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TunnelKeying::None => "none",
+            TunnelKeying::Vni => "vni",
+            TunnelKeying::All => "all",
+        }
+    }
+
+    /// The tunnel part of a flow key: 0 when this keying ignores the tunnel, else its kind and
+    /// id together (ids of different kinds never meet).
+    #[inline]
+    pub fn key_of(self, tunnel: &Option<Tunnel>) -> u64 {
+        let Some(Tunnel {
+            kind, id: Some(id), ..
+        }) = *tunnel
+        else {
+            return 0;
+        };
+        let keyed = match self {
+            TunnelKeying::None => false,
+            TunnelKeying::Vni => matches!(kind, Encap::Vxlan | Encap::Geneve),
+            TunnelKeying::All => true,
+        };
+        if keyed {
+            (u64::from(kind as u8 + 1) << 32) | u64::from(id)
+        } else {
+            0
+        }
+    }
+}
 
 /// Endpoints in canonical order (`lo` < `hi` comparing address then port), so both directions of a
-/// connection produce the same key.
+/// connection produce the same key; and the tunnel that tells it apart, if the keying says so.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub struct FlowKey {
     pub lo_addr: Addr,
     pub hi_addr: Addr,
     pub lo_port: u16,
     pub hi_port: u16,
+    /// [`TunnelKeying::key_of`] of the flow's tunnel; 0 for none.
+    pub tunnel: u64,
 }
 
 impl FlowKey {
     /// The key of `rec`'s connection and whether `rec` travels from `lo` to `hi`.
     #[inline]
-    pub fn of(rec: &PacketRecord) -> (FlowKey, bool) {
+    pub fn of(rec: &PacketRecord, keying: TunnelKeying) -> (FlowKey, bool) {
+        let tunnel = if rec.tunnel.is_some() {
+            keying.key_of(&rec.tunnel)
+        } else {
+            0
+        };
         // Addresses compared as big-endian integers: the byte order, without a memcmp call.
         let (src, dst) = (
             u128::from_be_bytes(rec.src.0),
@@ -35,6 +104,7 @@ impl FlowKey {
                 hi_addr: rec.dst,
                 lo_port: rec.sport,
                 hi_port: rec.dport,
+                tunnel,
             }
         } else {
             FlowKey {
@@ -42,6 +112,7 @@ impl FlowKey {
                 hi_addr: rec.src,
                 lo_port: rec.dport,
                 hi_port: rec.sport,
+                tunnel,
             }
         };
         (key, src_is_lo)
@@ -89,6 +160,9 @@ impl FlowHasher {
         h.write_u128(u128::from_ne_bytes(key.lo_addr.0));
         h.write_u128(u128::from_ne_bytes(key.hi_addr.0));
         h.write_u32((u32::from(key.lo_port) << 16) | u32::from(key.hi_port));
+        if key.tunnel != 0 {
+            h.write_u64(key.tunnel);
+        }
         h.finish()
     }
 
@@ -101,10 +175,11 @@ impl FlowHasher {
         SeedableRandomState::with_seed(self.per_hasher ^ 0x005e_77e7, shared)
     }
 
-    /// The hash of `rec`'s flow, for picking its worker ([`shard_of`]).
+    /// The hash of `rec`'s inner tuple, for picking its worker ([`shard_of`]): the tunnel is
+    /// left out, so copies of one connection under several tunnels meet in one worker.
     #[inline]
     pub fn shard_hash(&self, rec: &PacketRecord) -> u64 {
-        self.hash(&FlowKey::of(rec).0)
+        self.hash(&FlowKey::of(rec, TunnelKeying::None).0)
     }
 }
 
@@ -140,8 +215,8 @@ mod tests {
         let hasher = FlowHasher::random();
         let a = rec([10, 0, 0, 1], 51234, [10, 0, 0, 2], 443);
         let b = rec([10, 0, 0, 2], 443, [10, 0, 0, 1], 51234);
-        let (ka, a_lo) = FlowKey::of(&a);
-        let (kb, b_lo) = FlowKey::of(&b);
+        let (ka, a_lo) = FlowKey::of(&a, TunnelKeying::Vni);
+        let (kb, b_lo) = FlowKey::of(&b, TunnelKeying::Vni);
         assert_eq!(ka, kb);
         assert_ne!(a_lo, b_lo);
         assert_eq!(hasher.hash(&ka), hasher.hash(&kb));
@@ -151,8 +226,16 @@ mod tests {
     #[test]
     fn ports_and_the_key_matter() {
         let hasher = FlowHasher::with_key([1, 2]);
-        let a = FlowKey::of(&rec([10, 0, 0, 1], 1000, [10, 0, 0, 2], 80)).0;
-        let b = FlowKey::of(&rec([10, 0, 0, 1], 1001, [10, 0, 0, 2], 80)).0;
+        let a = FlowKey::of(
+            &rec([10, 0, 0, 1], 1000, [10, 0, 0, 2], 80),
+            TunnelKeying::Vni,
+        )
+        .0;
+        let b = FlowKey::of(
+            &rec([10, 0, 0, 1], 1001, [10, 0, 0, 2], 80),
+            TunnelKeying::Vni,
+        )
+        .0;
         assert_ne!(hasher.hash(&a), hasher.hash(&b));
         assert_ne!(hasher.hash(&a), FlowHasher::with_key([1, 3]).hash(&a));
         assert_ne!(hasher.hash(&a), FlowHasher::with_key([3, 2]).hash(&a));

@@ -10,4 +10,4 @@ pub mod servers;
 pub mod table;
 
 pub use engine::{Engine, FlowConfig, WorkerInterval};
-pub use key::{shard_of, FlowHasher, FlowKey};
+pub use key::{shard_of, FlowHasher, FlowKey, TunnelKeying};

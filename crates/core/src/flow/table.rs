@@ -248,6 +248,7 @@ mod tests {
             hi_addr: Addr::from_v4([192, 0, 2, 1]),
             lo_port: (n % 60000) as u16,
             hi_port: 80,
+            tunnel: 0,
         }
     }
 

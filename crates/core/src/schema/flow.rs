@@ -3,7 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::decode::Endpoint;
+use std::net::IpAddr;
+
+use crate::decode::{Encap, Endpoint};
 
 /// A value per direction: client→server and server→client.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,4 +84,23 @@ pub struct FlowRecord {
     /// One side closed and the other kept it open past the stall threshold (CLOSE_WAIT suspect).
     pub half_closed_stall: bool,
     pub close: Close,
+    /// The tunnel the flow came through (the innermost, as in its first segment); absent for
+    /// flows seen without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelRecord>,
+}
+
+/// A tunnel a flow came through.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelRecord {
+    /// `gre`, `erspan`, `vxlan`, `geneve`, `ip_in_ip`, `gtp_u`, `teredo` or `ayiya`.
+    pub kind: Encap,
+    /// VXLAN or GENEVE VNI, GRE key, ERSPAN session id or GTP-U TEID; absent when the tunnel
+    /// has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+    /// The tunnel's own addresses in the flow's first segment. A mirror session's copies all
+    /// travel from the mirror source to the monitor, whichever way the flow's segment went.
+    pub outer_src: IpAddr,
+    pub outer_dst: IpAddr,
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::counters::Counters;
 use super::hist::{HistSummary, LatencyHist};
 use super::SCHEMA_VERSION;
-use crate::decode::{DecodeError, Endpoint};
+use crate::decode::{opt, DecodeError, Encap, Endpoint, PacketRecord};
 
 /// What the capture stage saw in one interval, before any flow analysis.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,6 +17,10 @@ pub struct CaptureStats {
     pub bytes: u64,
     /// Frames that decoded to no TCP record, by reason (indexed by `DecodeError::index`).
     pub decode: [u64; DecodeError::ALL.len()],
+    /// TCP segments that came through each encapsulation (indexed by `Encap as usize`).
+    pub decapsulated: [u64; Encap::ALL.len()],
+    /// TCP segments read despite a cut or odd length.
+    pub notes: DecodeNotes,
     /// Packets stamped earlier than the interval they arrived in (kept in that interval).
     pub ts_backwards: u64,
     /// Forward jumps in capture time too large to fill with empty intervals.
@@ -29,6 +33,22 @@ impl CaptureStats {
         self.decode[e.index()] += 1;
     }
 
+    /// Counts what a decoded segment came through and how it was read; most segments need
+    /// neither, so both are behind one test.
+    #[inline]
+    pub fn count_segment(&mut self, rec: &PacketRecord) {
+        if rec.encaps != 0 {
+            let mut bits = rec.encaps;
+            while bits != 0 {
+                self.decapsulated[bits.trailing_zeros() as usize] += 1;
+                bits &= bits - 1;
+            }
+        }
+        if rec.options & opt::NOTES != 0 {
+            self.notes.count(rec.options);
+        }
+    }
+
     /// Adds `other`; saturating, since merged statistics may come from records read back.
     pub fn merge(&mut self, other: &CaptureStats) {
         self.packets = self.packets.saturating_add(other.packets);
@@ -36,6 +56,10 @@ impl CaptureStats {
         for (a, b) in self.decode.iter_mut().zip(other.decode.iter()) {
             *a = a.saturating_add(*b);
         }
+        for (a, b) in self.decapsulated.iter_mut().zip(other.decapsulated.iter()) {
+            *a = a.saturating_add(*b);
+        }
+        self.notes.merge(&other.notes);
         self.ts_backwards = self.ts_backwards.saturating_add(other.ts_backwards);
         self.time_jumps = self.time_jumps.saturating_add(other.time_jumps);
         self.drops.merge(&other.drops);
@@ -50,6 +74,7 @@ impl CaptureStats {
             ts_backwards: c.ts_backwards,
             time_jumps: c.time_jumps,
             drops: c.drops.clone(),
+            notes: c.decode_notes.clone(),
             ..CaptureStats::default()
         };
         let mut unknown = 0u64;
@@ -57,6 +82,12 @@ impl CaptureStats {
             match DecodeError::ALL.iter().find(|e| e.name() == name) {
                 Some(e) => stats.decode[e.index()] = *n,
                 None => unknown = unknown.saturating_add(*n),
+            }
+        }
+        // Decapsulation counts are not losses: a kind this version does not know is left out.
+        for (name, n) in &c.decapsulated {
+            if let Some(e) = Encap::from_name(name) {
+                stats.decapsulated[e as usize] = *n;
             }
         }
         (stats, unknown)
@@ -80,10 +111,48 @@ impl CaptureStats {
                 .iter()
                 .map(|e| (e.name().to_string(), self.decode[e.index()]))
                 .collect(),
+            decapsulated: Encap::ALL
+                .iter()
+                .map(|&e| (e.name().to_string(), self.decapsulated[e as usize]))
+                .collect(),
+            decode_notes: self.notes.clone(),
             ts_backwards: self.ts_backwards,
             time_jumps: self.time_jumps,
             drops: self.drops.clone(),
         }
+    }
+}
+
+/// TCP segments read although their headers were cut or their lengths odd (`capture.decode_notes`,
+/// docs/schema.md): none of them is lost, each is counted once per reason.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecodeNotes {
+    /// The snap length cut the TCP options: those before the cut were read.
+    pub options_cut: u64,
+    /// An IP length beyond the frame's wire length: the frame's length was used.
+    pub length_clipped: u64,
+    /// An IPv4 length of 0 (TSO, BIG TCP) or an IPv6 jumbogram: the length came from the frame.
+    pub length_from_frame: u64,
+    /// First fragments whose TCP header was analysed (later fragments are `fragment` errors).
+    pub first_fragments: u64,
+}
+
+impl DecodeNotes {
+    fn count(&mut self, options: u8) {
+        let add = |n: &mut u64, bit: u8| *n += u64::from(options & bit != 0);
+        add(&mut self.options_cut, opt::TRUNCATED_OPTIONS);
+        add(&mut self.length_clipped, opt::LENGTH_CLIPPED);
+        add(&mut self.length_from_frame, opt::LENGTH_FROM_FRAME);
+        add(&mut self.first_fragments, opt::FIRST_FRAGMENT);
+    }
+
+    /// Adds `o`; saturating, since merged notes may come from records read back.
+    pub fn merge(&mut self, o: &DecodeNotes) {
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.options_cut, o.options_cut);
+        add(&mut self.length_clipped, o.length_clipped);
+        add(&mut self.length_from_frame, o.length_from_frame);
+        add(&mut self.first_fragments, o.first_fragments);
     }
 }
 
@@ -150,6 +219,11 @@ pub struct CaptureRecord {
     pub malformed: u64,
     /// Frames that decoded to no TCP record, by reason.
     pub decode_errors: BTreeMap<String, u64>,
+    /// TCP segments that came through each encapsulation (a segment in VLAN in VXLAN in VLAN
+    /// counts once under `vlan` and once under `vxlan`).
+    pub decapsulated: BTreeMap<String, u64>,
+    /// TCP segments read despite cut headers or odd lengths.
+    pub decode_notes: DecodeNotes,
     pub ts_backwards: u64,
     pub time_jumps: u64,
     pub drops: Drops,

@@ -17,7 +17,7 @@ pub use interval::IntervalRecord;
 
 /// The version of the record layout, in every record as `schema_version`. It changes when a
 /// field is added, removed or changes meaning; readers take records of this version only.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One line of tcpulse's output, whichever record it is; its `type` says which.
 #[derive(Deserialize, JsonSchema, Debug, Clone, PartialEq)]
@@ -137,7 +137,7 @@ mod tests {
         let missing = line.replace(",\"servers_omitted\":0", "");
         let missing = missing.replace(
             &format!("\"schema_version\":{}", SCHEMA_VERSION + 1),
-            "\"schema_version\":1",
+            &format!("\"schema_version\":{SCHEMA_VERSION}"),
         );
         assert!(matches!(
             Record::from_line(&missing),

@@ -78,7 +78,10 @@ impl Ingest {
             return Some(frame.link_type);
         };
         match decode_frame(link, frame.data, frame.wire_len, frame.ts_ns) {
-            Ok(rec) => self.feeder.push(rec),
+            Ok(rec) => {
+                self.stats.count_segment(&rec);
+                self.feeder.push(rec);
+            }
             Err(e) => self.stats.count_error(e),
         }
         None

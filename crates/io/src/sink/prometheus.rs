@@ -168,6 +168,20 @@ impl State {
             let metric = "tcpulse_decode_errors_total".to_string();
             self.add(metric, label("reason", reason), *n as f64);
         }
+        for (kind, n) in &capture.decapsulated {
+            let metric = "tcpulse_decapsulated_segments_total".to_string();
+            self.add(metric, label("kind", kind), *n as f64);
+        }
+        let notes = &capture.decode_notes;
+        for (note, n) in [
+            ("options_cut", notes.options_cut),
+            ("length_clipped", notes.length_clipped),
+            ("length_from_frame", notes.length_from_frame),
+            ("first_fragments", notes.first_fragments),
+        ] {
+            let metric = "tcpulse_decode_notes_total".to_string();
+            self.add(metric, label("note", note), n as f64);
+        }
         for (reason, n) in capture.drops.named() {
             self.add(
                 "tcpulse_drops_total".into(),
