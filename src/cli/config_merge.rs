@@ -168,6 +168,7 @@ mod tests {
         half_open_timeout = "30s"
         close_linger = "120s"
         half_closed_stall = "10s"
+        key_tunnel = "all"
         [output]
         records = "intervals.jsonl"
         flows = "flows.jsonl"
@@ -259,6 +260,7 @@ mod tests {
             "--half-open-timeout=12s",
             "--close-linger=13s",
             "--half-closed-stall=14s",
+            "--key-tunnel=none",
             "--output=-",
             "--flows=other.jsonl",
             "--sink=stdout",
@@ -289,6 +291,7 @@ mod tests {
             half_open_timeout = "12s"
             close_linger = "13s"
             half_closed_stall = "14s"
+            key_tunnel = "none"
             [output]
             records = "-"
             flows = "other.jsonl"
