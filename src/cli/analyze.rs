@@ -3,9 +3,9 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use tcpulse_io::capture::CaptureFile;
+use tcpulse_io::capture::CaptureInput;
 use tcpulse_io::dispatch::Backpressure;
-use tcpulse_io::pipeline::offline::feed_file;
+use tcpulse_io::pipeline::offline::feed_input;
 use tcpulse_io::pipeline::Pipeline;
 
 use super::{exit, fail_output, AnalyzeArgs};
@@ -35,7 +35,7 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
 
     let mut code = exit::OK;
     for (i, path) in args.files.iter().enumerate() {
-        let file = match CaptureFile::open(path) {
+        let mut input = match CaptureInput::open(path) {
             Ok(f) => f,
             Err(e) => {
                 eprintln!("tcpulse: {}: {e}", path.display());
@@ -46,8 +46,12 @@ pub fn run(args: &AnalyzeArgs) -> i32 {
         if let Some(p) = &mut progress {
             p.label = format!("{} ({}/{})", path.display(), i + 1, args.files.len());
         }
-        let total = file.len();
-        let outcome = feed_file(&file, &mut ingest, &mut |done, frames| {
+        // A stream's length is not known: its progress shows frames only.
+        let total = match &input {
+            CaptureInput::Mapped(file) => file.len(),
+            CaptureInput::Stream(_) => 0,
+        };
+        let outcome = feed_input(&mut input, &mut ingest, &mut |done, frames| {
             if let Some(p) = progress.as_mut() {
                 p.show(done, total, frames);
             }
@@ -110,10 +114,13 @@ impl Progress {
         }
         self.last = now;
         let secs = now.duration_since(self.started).as_secs_f64().max(1e-9);
+        let share = match total {
+            0 => format!("{:.1} MB", done as f64 / 1e6),
+            _ => format!("{:>3}%", done * 100 / total),
+        };
         eprint!(
-            "\r{}: {:>3}%  {:.1} M frames  {:.2} M frames/s ",
+            "\r{}: {share}  {:.1} M frames  {:.2} M frames/s ",
             self.label,
-            done * 100 / total.max(1),
             self.frames as f64 / 1e6,
             self.frames as f64 / secs / 1e6
         );

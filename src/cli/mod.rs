@@ -157,8 +157,8 @@ pub struct GenArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct AnalyzeArgs {
-    /// Capture files (pcap or pcapng, detected from content), analysed in the order given as
-    /// one continuous capture.
+    /// Capture files (pcap or pcapng, plain, gzip or zstd, all detected from content; `-` is
+    /// standard input, read as it comes), analysed in the order given as one continuous capture.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 
@@ -326,11 +326,11 @@ pub struct TableArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub half_closed_stall: Duration,
 
-    /// Which tunnel ids tell flows apart besides the inner addresses and ports: `none`, `vni`
-    /// (VXLAN and GENEVE VNIs: tenants' overlapping address spaces, and one connection
-    /// mirrored under several VNIs, stay apart) or `all` (also GRE keys, ERSPAN sessions and
-    /// GTP-U TEIDs, which differ per direction).
-    #[arg(long, default_value = "vni", value_parser = crate::config::checks::parse_key_tunnel)]
+    /// Which tunnel ids tell flows apart besides the inner addresses and ports: `none` (a
+    /// connection is never split), `vni` (VXLAN and GENEVE VNIs: tenants' overlapping address
+    /// spaces, and one connection mirrored under several VNIs, stay apart; needs both
+    /// directions under one VNI) or `all` (also GRE keys, ERSPAN sessions and GTP-U TEIDs).
+    #[arg(long, default_value = "none", value_parser = crate::config::checks::parse_key_tunnel)]
     pub key_tunnel: tcpulse_core::flow::TunnelKeying,
 }
 

@@ -194,7 +194,7 @@ pub struct FlowTableSection {
     )]
     pub half_closed_stall: Option<Duration>,
     /// Which tunnel ids are part of the flow key: `"none"`, `"vni"` (VXLAN and GENEVE) or
-    /// `"all"` (also GRE keys, ERSPAN sessions, GTP-U TEIDs) (`--key-tunnel`). Default `"vni"`.
+    /// `"all"` (also GRE keys, ERSPAN sessions, GTP-U TEIDs) (`--key-tunnel`). Default `"none"`.
     #[serde(
         default,
         with = "value::key_tunnel",

@@ -9,19 +9,21 @@ use foldhash::SharedSeed;
 
 use crate::decode::{Addr, Encap, PacketRecord, Tunnel};
 
-/// Which tunnel ids tell flows apart (`flow_table.key_tunnel`, docs/config.md). The innermost
-/// TCP/IP tuple is always the key; a tunnel id is added to it only where it names a tenant's
-/// address space or a mirror session that both directions share.
+/// Which tunnel ids tell flows apart (`flow_table.key_tunnel`, docs/decode.md). The innermost
+/// TCP/IP tuple is always the key; a tunnel id is added to it only when asked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TunnelKeying {
-    /// The inner tuple only: copies of one connection arriving through different tunnels are
-    /// one flow (and the second copy of each segment looks like a retransmission).
-    None,
-    /// VXLAN and GENEVE VNIs are part of the key (the default): overlapping tenant address
-    /// spaces stay apart, and one connection mirrored plainly and under two VNIs (two cloud
-    /// mirror sessions) is three exact flows instead of one with false retransmissions. Both
-    /// directions of a VXLAN or GENEVE flow carry the same VNI.
+    /// The inner tuple only (the default, as tshark's streams): a connection is never split,
+    /// even where the two directions travel under different VNIs (EVPN asymmetric routing,
+    /// the tcpdump project's GENEVE capture). Copies of one connection arriving through
+    /// several tunnels are one flow, and each later copy of a segment counts as a
+    /// retransmission.
     #[default]
+    None,
+    /// VXLAN and GENEVE VNIs are part of the key: overlapping tenant address spaces stay
+    /// apart, and one connection mirrored plainly and under two VNIs (two cloud mirror
+    /// sessions) is three exact flows. Right where both directions carry the same VNI (cloud
+    /// traffic mirroring, symmetric EVPN); where they do not, each direction is a flow.
     Vni,
     /// Every tunnel id: also GRE keys, ERSPAN sessions and GTP-U TEIDs. GTP-U uses a TEID
     /// per direction, so there each direction becomes a flow of its own.
@@ -29,8 +31,6 @@ pub enum TunnelKeying {
 }
 
 impl TunnelKeying {
-    pub const NAMES: [&'static str; 3] = ["none", "vni", "all"];
-
     pub fn parse(name: &str) -> Option<TunnelKeying> {
         match name {
             "none" => Some(TunnelKeying::None),

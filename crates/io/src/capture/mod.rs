@@ -18,7 +18,10 @@ pub mod xdp;
 
 pub use frame::{Frame, LINKTYPE_ETHERNET};
 pub use live::{LiveQueue, QueueDrops};
-pub use pcap_file::{CaptureError, CaptureFile, FileFormat, Frames, MAX_FRAME_LEN};
+pub use pcap_file::{
+    CaptureError, CaptureFile, CaptureInput, CaptureStream, Compression, FileFormat, Frames,
+    MAX_FRAME_LEN,
+};
 pub use pcap_writer::{PcapNgWriter, PcapWriter};
 
 /// The live capture source of `tcpulse run`.

@@ -1,6 +1,6 @@
 //! The file reader: a capture file's frames into one producer's [`Ingest`].
 
-use crate::capture::{CaptureError, CaptureFile};
+use crate::capture::{CaptureError, CaptureFile, CaptureInput, CaptureStream};
 use crate::dispatch::ingest::Ingest;
 
 /// Frames between two progress reports.
@@ -13,6 +13,47 @@ pub struct FileOutcome {
     pub error: Option<CaptureError>,
     /// A link type tcpulse cannot decode: its frames were counted as `unsupported_link_type`.
     pub unsupported_link: Option<u32>,
+}
+
+/// Feeds every frame of `input` to `ingest`; `progress` as for [`feed_file`], with the bytes
+/// read so far as the total of a stream.
+pub fn feed_input(
+    input: &mut CaptureInput,
+    ingest: &mut Ingest,
+    progress: &mut dyn FnMut(u64, u64),
+) -> FileOutcome {
+    match input {
+        CaptureInput::Mapped(file) => feed_file(file, ingest, progress),
+        CaptureInput::Stream(stream) => feed_stream(stream, ingest, progress),
+    }
+}
+
+/// Feeds every frame of a stream to `ingest`.
+pub fn feed_stream(
+    stream: &mut CaptureStream,
+    ingest: &mut Ingest,
+    progress: &mut dyn FnMut(u64, u64),
+) -> FileOutcome {
+    let mut outcome = FileOutcome::default();
+    let mut n: u64 = 0;
+    while let Some(frame) = stream.next() {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                outcome.error = Some(e);
+                break;
+            }
+        };
+        if let Some(link) = ingest.frame(&frame) {
+            outcome.unsupported_link = Some(link);
+        }
+        n += 1;
+        if n % PROGRESS_EVERY == 0 {
+            progress(stream.bytes_read(), PROGRESS_EVERY);
+        }
+    }
+    progress(stream.bytes_read(), n % PROGRESS_EVERY);
+    outcome
 }
 
 /// Feeds every frame of `file` to `ingest`. `progress(bytes_read, frames)` is told every

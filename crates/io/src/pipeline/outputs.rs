@@ -148,6 +148,11 @@ impl Outputs {
                 self.set.send_flow(outgoing);
             }
         }
+        // Each interval's records leave when it closes, so a reader of a pipe (`tcpdump -w - |
+        // tcpulse analyze - | ...`) sees them as they come; one write per interval costs nothing.
+        if let (Some(direct), true) = (&mut self.direct, result.is_ok()) {
+            result = direct.flush();
+        }
         result
     }
 

@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 mod pcapng;
+mod stream;
+
+pub use stream::{CaptureInput, CaptureStream, Compression};
 
 use super::Frame;
 use pcapng::{check_shb, ng_block, ng_next, NgState};

@@ -74,32 +74,71 @@ pub(super) fn ng_next<'a>(
     st: &mut NgState,
 ) -> Result<Option<Frame<'a>>, CaptureError> {
     loop {
-        let start = *pos;
-        if start >= buf.len() {
-            return Ok(None);
-        }
-        let blk = ng_block(buf, start, &mut st.order)?;
-        let block_type = st.order.u32_at(blk, 0);
-        let frame = match block_type {
-            block::SHB => {
-                check_shb(blk, st.order, start)?;
-                // Interface ids are numbered per section.
-                st.ifaces.clear();
-                None
-            }
-            block::IDB => {
-                st.ifaces.push(parse_idb(blk, st.order, start)?);
-                None
-            }
-            block::EPB | block::PB => Some(timed_packet(blk, block_type, st, start)?),
-            block::SPB => Some(simple_packet(blk, st, start)?),
-            _ => None,
-        };
-        *pos = start + blk.len();
-        if frame.is_some() {
-            return Ok(frame);
+        match ng_step(buf, pos, st)? {
+            NgStep::End => return Ok(None),
+            NgStep::Block => {}
+            NgStep::Frame(frame) => return Ok(Some(frame)),
         }
     }
+}
+
+/// What one pcapng block was.
+pub(super) enum NgStep<'a> {
+    /// No block left at `*pos`.
+    End,
+    /// A block without a packet (section or interface description, or one skipped).
+    Block,
+    Frame(Frame<'a>),
+}
+
+/// Reads the one block at `*pos` (the streaming reader makes sure it is loaded whole).
+pub(super) fn ng_step<'a>(
+    buf: &'a [u8],
+    pos: &mut usize,
+    st: &mut NgState,
+) -> Result<NgStep<'a>, CaptureError> {
+    let start = *pos;
+    if start >= buf.len() {
+        return Ok(NgStep::End);
+    }
+    let blk = ng_block(buf, start, &mut st.order)?;
+    let block_type = st.order.u32_at(blk, 0);
+    let step = match block_type {
+        block::SHB => {
+            check_shb(blk, st.order, start)?;
+            // Interface ids are numbered per section.
+            st.ifaces.clear();
+            NgStep::Block
+        }
+        block::IDB => {
+            st.ifaces.push(parse_idb(blk, st.order, start)?);
+            NgStep::Block
+        }
+        block::EPB | block::PB => NgStep::Frame(timed_packet(blk, block_type, st, start)?),
+        block::SPB => NgStep::Frame(simple_packet(blk, st, start)?),
+        _ => NgStep::Block,
+    };
+    *pos = start + blk.len();
+    Ok(step)
+}
+
+/// The length of the block at the start of `rest`, once enough of it is there to tell
+/// (12 bytes for a section header, whose byte order comes from its magic; 8 for others);
+/// `order` is the current section's.
+pub(super) fn ng_block_len(rest: &[u8], order: Order) -> Option<usize> {
+    let head = rest.first_chunk::<12>();
+    let section = rest.first_chunk::<4>().map(|t| u32::from_le_bytes(*t)) == Some(block::SHB);
+    let order = if section {
+        let head = head?;
+        match u32::from_le_bytes([head[8], head[9], head[10], head[11]]) {
+            magic::PCAPNG_BYTE_ORDER => Order::LITTLE,
+            _ => Order::BIG,
+        }
+    } else {
+        order
+    };
+    let len = rest.get(4..8)?;
+    Some(order.u32_at(len, 0) as usize)
 }
 
 /// Checks the framing of the block at `start` (length at least 12, a multiple of 4, inside the
