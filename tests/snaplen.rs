@@ -94,11 +94,11 @@ fn tshark_frames(path: &Path) -> Vec<TcpFrame> {
 /// header, VLAN tags, one IPv4 (with its header length) or IPv6 header (no extension headers).
 fn fixed_header_end(protocols: &str, ipv4_header: &str) -> Option<usize> {
     let layers: Vec<&str> = protocols.split(':').collect();
-    let mut end = match layers.first()? {
-        &"eth" => 14,
-        &"sll" => 16,
-        &"raw" => 0,
-        &"null" => 4,
+    let mut end = match *layers.first()? {
+        "eth" => 14,
+        "sll" => 16,
+        "raw" => 0,
+        "null" => 4,
         _ => return None,
     };
     let mut ip_seen = false;
