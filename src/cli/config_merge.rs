@@ -54,6 +54,7 @@ impl Config {
             cli,
             "anonymize",
         );
+        overlay(&mut p.filter, pl.filter.clone().map(Some), cli, "filter");
         overlay(&mut p.output, out.records, cli, "output");
         overlay(&mut p.flows, out.flows.map(Some), cli, "flows");
         // `--sink` flags replace the file's `[[sink]]` list as a whole.
@@ -113,6 +114,7 @@ impl Config {
                 top_servers: Some(p.top_servers),
                 anonymize: p.anonymize.clone(),
                 watch: (!p.watch.is_empty()).then(|| p.watch.clone()),
+                filter: p.filter.clone(),
             },
             flow_table: FlowTableSection {
                 max_flows: Some(p.table.max_flows),
@@ -162,6 +164,7 @@ mod tests {
         top_servers = 50
         anonymize = "key.bin"
         watch = ["10.0.0.0/8:443", ":5432"]
+        filter = "tcp port 443"
         [flow_table]
         max_flows = 4000000
         idle_timeout = "600s"
@@ -254,6 +257,7 @@ mod tests {
             "--top-servers=7",
             "--anonymize=other.key",
             "--watch=192.0.2.0/24",
+            "--filter=host 192.0.2.1",
             "--user=nobody",
             "--max-flows=1000",
             "--idle-timeout=11s",
@@ -285,6 +289,7 @@ mod tests {
             top_servers = 7
             anonymize = "other.key"
             watch = ["192.0.2.0/24"]
+            filter = "host 192.0.2.1"
             [flow_table]
             max_flows = 1000
             idle_timeout = "11s"

@@ -298,6 +298,12 @@ pub struct PipelineArgs {
     /// /dev/urandom > KEYFILE`); the same key gives the same mapping.
     #[arg(long, value_name = "KEYFILE")]
     pub anonymize: Option<PathBuf>,
+
+    /// Analyse only the frames this capture filter matches, in pcap-filter syntax as tcpdump's
+    /// (`host 10.1.2.3 and port 443`, `vlan 7`, `mpls`, `geneve`); the others are counted as
+    /// `filtered_out`. Compiled by libpcap; applied in user space to every source.
+    #[arg(long, value_name = "EXPR", value_parser = crate::config::checks::parse_filter)]
+    pub filter: Option<String>,
 }
 
 /// Flow-table size and timeouts (capture time).
@@ -374,6 +380,7 @@ impl PipelineArgs {
                 watch: self.watch.clone(),
             },
             anonymize,
+            filter: self.filter.clone(),
             outputs: OutputSettings {
                 output: self.output.clone(),
                 flows: self.flows.clone(),

@@ -66,6 +66,13 @@ pub fn parse_capture_kind(text: &str) -> Result<CaptureKind, String> {
     }
 }
 
+/// A capture filter libpcap compiles, kept as written.
+pub fn parse_filter(text: &str) -> Result<String, String> {
+    tcpulse_io::capture::CaptureFilter::new(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.reason)
+}
+
 pub fn parse_key_tunnel(text: &str) -> Result<TunnelKeying, String> {
     TunnelKeying::parse(text).ok_or_else(|| format!("`{text}`: use none, vni or all"))
 }

@@ -152,6 +152,13 @@ pub struct PipelineSection {
     /// Key file for prefix-preserving address anonymisation (`--anonymize`). Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anonymize: Option<PathBuf>,
+    /// Capture filter in pcap-filter syntax (`--filter`). Default: none.
+    #[serde(
+        default,
+        with = "value::filter",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub filter: Option<String>,
 }
 
 /// `[flow_table]`: size and timeouts, in capture time.

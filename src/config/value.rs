@@ -83,6 +83,21 @@ pub mod capture_kind {
     }
 }
 
+pub mod filter {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        parsed(d, "a pcap-filter expression", checks::parse_filter)
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(e) => s.serialize_str(e),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 pub mod key_tunnel {
     use super::*;
     use tcpulse_core::flow::TunnelKeying;

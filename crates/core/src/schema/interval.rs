@@ -21,6 +21,8 @@ pub struct CaptureStats {
     pub decapsulated: [u64; Encap::ALL.len()],
     /// TCP segments read despite a cut or odd length.
     pub notes: DecodeNotes,
+    /// Frames the capture filter (`--filter`) did not match: not analysed, in no other count.
+    pub filtered_out: u64,
     /// Packets stamped earlier than the interval they arrived in (kept in that interval).
     pub ts_backwards: u64,
     /// Forward jumps in capture time too large to fill with empty intervals.
@@ -60,6 +62,7 @@ impl CaptureStats {
             *a = a.saturating_add(*b);
         }
         self.notes.merge(&other.notes);
+        self.filtered_out = self.filtered_out.saturating_add(other.filtered_out);
         self.ts_backwards = self.ts_backwards.saturating_add(other.ts_backwards);
         self.time_jumps = self.time_jumps.saturating_add(other.time_jumps);
         self.drops.merge(&other.drops);
@@ -71,6 +74,7 @@ impl CaptureStats {
         let mut stats = CaptureStats {
             packets: c.packets,
             bytes: c.bytes,
+            filtered_out: c.filtered_out,
             ts_backwards: c.ts_backwards,
             time_jumps: c.time_jumps,
             drops: c.drops.clone(),
@@ -116,6 +120,7 @@ impl CaptureStats {
                 .map(|&e| (e.name().to_string(), self.decapsulated[e as usize]))
                 .collect(),
             decode_notes: self.notes.clone(),
+            filtered_out: self.filtered_out,
             ts_backwards: self.ts_backwards,
             time_jumps: self.time_jumps,
             drops: self.drops.clone(),
@@ -224,6 +229,8 @@ pub struct CaptureRecord {
     pub decapsulated: BTreeMap<String, u64>,
     /// TCP segments read despite cut headers or odd lengths.
     pub decode_notes: DecodeNotes,
+    /// Frames the capture filter (`--filter`) did not match: not analysed, in no other count.
+    pub filtered_out: u64,
     pub ts_backwards: u64,
     pub time_jumps: u64,
     pub drops: Drops,

@@ -10,12 +10,14 @@
 
 pub mod af_packet;
 pub mod fake;
+pub mod filter;
 pub mod frame;
 pub mod live;
 pub mod pcap_file;
 pub mod pcap_writer;
 pub mod xdp;
 
+pub use filter::{CaptureFilter, FilterError};
 pub use frame::{Frame, LINKTYPE_ETHERNET};
 pub use live::{LiveQueue, QueueDrops};
 pub use pcap_file::{

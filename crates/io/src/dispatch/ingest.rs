@@ -8,7 +8,7 @@ use super::clock::{ClockStep, IntervalClock};
 use super::Feeder;
 use tcpulse_core::decode::{decode_frame, DecodeError, LinkType};
 
-use crate::capture::Frame;
+use crate::capture::{CaptureFilter, Frame};
 use tcpulse_core::schema::interval::CaptureStats;
 
 /// One producer's share of an interval, sent to the merger when the interval closes.
@@ -29,6 +29,8 @@ pub struct Ingest {
     count_only: bool,
     /// The last link type seen and what it decodes as: sources rarely change it.
     link: Option<(u32, Option<LinkType>)>,
+    /// `--filter`: frames it does not match are counted, not analysed.
+    filter: Option<CaptureFilter>,
 }
 
 impl Ingest {
@@ -41,7 +43,15 @@ impl Ingest {
             meta,
             count_only: false,
             link: None,
+            filter: None,
         }
+    }
+
+    /// Analyses only the frames `filter` matches (the others are counted as filtered out, and
+    /// do not move the interval clock: as if a filtered copy of the capture was read).
+    pub fn with_filter(mut self, filter: Option<CaptureFilter>) -> Self {
+        self.filter = filter;
+        self
     }
 
     pub fn count_only(mut self, yes: bool) -> Self {
@@ -59,6 +69,12 @@ impl Ingest {
     /// are counted as `unsupported_link_type`).
     #[inline(always)]
     pub fn frame(&mut self, frame: &Frame<'_>) -> Option<u32> {
+        if let Some(filter) = &mut self.filter {
+            if !filter.matches(frame.link_type, frame.data) {
+                self.stats.filtered_out += 1;
+                return None;
+            }
+        }
         self.advance_to(frame.ts_ns);
         self.stats.packets += 1;
         self.stats.bytes += u64::from(frame.wire_len);

@@ -335,6 +335,7 @@ mod tests {
                 watch: Vec::new(),
             },
             anonymize: None,
+            filter: None,
             outputs: OutputSettings {
                 output: out.display().to_string(),
                 flows: None,

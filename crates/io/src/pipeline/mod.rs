@@ -11,6 +11,7 @@ mod merger;
 pub mod offline;
 mod outputs;
 
+use crate::capture::filter::{CaptureFilter, FilterError};
 use std::fmt;
 use std::io;
 use std::thread::JoinHandle;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub listing: Listing,
     /// Prefix-preserving anonymisation key (`--anonymize`), applied in the workers.
     pub anonymize: Option<[u8; 32]>,
+    /// Capture filter (`--filter`, pcap-filter syntax), applied by every producer.
+    pub filter: Option<String>,
     pub outputs: OutputSettings,
 }
 
@@ -52,6 +55,8 @@ pub enum StartError {
     Workers(io::Error),
     /// The merger thread could not be started.
     Merger(io::Error),
+    /// The capture filter does not compile.
+    Filter(FilterError),
 }
 
 impl fmt::Display for StartError {
@@ -60,6 +65,7 @@ impl fmt::Display for StartError {
             StartError::Output(e) => write!(f, "cannot open an output: {e}"),
             StartError::Workers(e) => write!(f, "cannot start flow workers: {e}"),
             StartError::Merger(e) => write!(f, "cannot start the output thread: {e}"),
+            StartError::Filter(e) => write!(f, "{e}"),
         }
     }
 }
@@ -107,6 +113,11 @@ impl Pipeline {
         source: String,
     ) -> Result<(Pipeline, Vec<Ingest>), StartError> {
         let live = mode == Backpressure::Drop;
+        // Compiled before anything starts: a typo is a message, not a run without a filter.
+        let filter = match &settings.filter {
+            Some(expression) => Some(CaptureFilter::new(expression).map_err(StartError::Filter)?),
+            None => None,
+        };
         let outputs = Outputs::open(&settings.outputs, live).map_err(StartError::Output)?;
         let sinks = outputs.watch();
         let workers = settings.workers.max(1);
@@ -144,7 +155,10 @@ impl Pipeline {
         let ingests = feeds
             .into_iter()
             .enumerate()
-            .map(|(i, feeder)| Ingest::new(i, settings.interval_ns, feeder, meta_tx.clone()))
+            .map(|(i, feeder)| {
+                Ingest::new(i, settings.interval_ns, feeder, meta_tx.clone())
+                    .with_filter(filter.as_ref().map(CaptureFilter::fresh))
+            })
             .collect();
         Ok((
             Pipeline {

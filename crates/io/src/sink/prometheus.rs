@@ -168,6 +168,11 @@ impl State {
             let metric = "tcpulse_decode_errors_total".to_string();
             self.add(metric, label("reason", reason), *n as f64);
         }
+        self.add(
+            "tcpulse_capture_filtered_out_total".into(),
+            String::new(),
+            capture.filtered_out as f64,
+        );
         for (kind, n) in &capture.decapsulated {
             let metric = "tcpulse_decapsulated_segments_total".to_string();
             self.add(metric, label("kind", kind), *n as f64);
