@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT OR GPL-2.0-only
 /*
- * tcpulse's XDP program: keeps TCP for the AF_XDP socket of the receiving queue, hands everything
- * else to the kernel.
+ * tcpulse's XDP program: keeps TCP, and the carriers of the encapsulations tcpulse's decoder
+ * follows, for the AF_XDP socket of the receiving queue; hands everything else to the kernel.
  *
  * For each frame:
  *   1. Classify: Ethernet, up to two VLAN tags (802.1Q, 802.1ad, old QinQ 0x9100), IPv4 or IPv6
- *      (skipping up to four extension headers); TCP is IP protocol 6, first fragment or not.
- *   2. Non-TCP goes to the kernel (XDP_PASS) unless the config map says capture_all.
+ *      (skipping up to four extension headers); wanted are TCP (IP protocol 6, first fragment
+ *      or not), IP-in-IP (4, 41), GRE and ERSPAN (47), UDP to the VXLAN, GENEVE and GRE-in-UDP
+ *      ports or from or to the GTP-U, Teredo and AYIYA ports, MPLS and PPPoE session frames.
+ *      What a tunnel carries is for the decoder to tell (it counts what is not TCP).
+ *   2. The rest goes to the kernel (XDP_PASS) unless the config map says capture_all.
  *   3. Captured frames get a struct tcpulse_meta in the metadata area in front of the packet
  *      (bpf_xdp_adjust_meta): bpf_ktime_get_ns() and, when asked for and the driver has one,
  *      its receive timestamp.
@@ -46,8 +49,8 @@ struct tcpulse_cfg {
 
 /* Per-CPU counters, indexed by these constants; summed by user space. */
 enum {
-	CNT_TCP_REDIRECTED = 0,
-	CNT_OTHER_REDIRECTED = 1, /* non-TCP taken because of capture_all */
+	CNT_TCP_REDIRECTED = 0, /* TCP and tunnel carriers */
+	CNT_OTHER_REDIRECTED = 1, /* the rest, taken because of capture_all */
 	CNT_NON_TCP_PASSED = 2,
 	CNT_NO_SOCKET = 3,  /* wanted, but no AF_XDP socket on this queue: passed */
 	CNT_NO_META = 4,    /* driver has no metadata area: captured without timestamp */
@@ -84,6 +87,17 @@ extern int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx, __u64 *timest
 #define ETH_P_QINQ_OLD 0x9100
 #define IPPROTO_FRAGMENT_ 44
 #define IPPROTO_AH_ 51
+#define IPPROTO_IPIP_ 4
+#define IPPROTO_IPV6_ 41
+#define IPPROTO_GRE_ 47
+#define ETH_P_MPLS_UC_ 0x8847
+#define ETH_P_MPLS_MC_ 0x8848
+#define ETH_P_PPP_SES_ 0x8864
+
+struct udp_ports {
+	__be16 src;
+	__be16 dst;
+};
 
 struct vlan_tag {
 	__be16 tci;
@@ -98,8 +112,33 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
-/* 1 when the frame carries TCP, 0 otherwise (including frames too short to tell). */
-static __always_inline int is_tcp(void *data, void *data_end)
+/* 1 for TCP and the IP protocols of tunnels. */
+static __always_inline int wanted_protocol(__u8 p)
+{
+	return p == IPPROTO_TCP || p == IPPROTO_IPIP_ || p == IPPROTO_IPV6_ || p == IPPROTO_GRE_;
+}
+
+/* 1 for a UDP header (at `udp`) of a tunnel the decoder follows. */
+static __always_inline int wanted_udp(void *udp, void *data_end)
+{
+	struct udp_ports *ports = udp;
+	__u16 src, dst;
+
+	if ((void *)(ports + 1) > data_end)
+		return 0;
+	src = bpf_ntohs(ports->src);
+	dst = bpf_ntohs(ports->dst);
+	/* VXLAN, GENEVE, GRE-in-UDP: to the port (their source port is a flow hash). */
+	if (dst == 4789 || dst == 6081 || dst == 4754)
+		return 1;
+	/* GTP-U, Teredo, AYIYA: replies come from the port. */
+	return src == 2152 || dst == 2152 || src == 3544 || dst == 3544 || src == 5072 ||
+	       dst == 5072;
+}
+
+/* 1 when the frame carries TCP or a tunnel or encapsulation the decoder follows, 0 otherwise
+ * (including frames too short to tell). */
+static __always_inline int is_wanted(void *data, void *data_end)
 {
 	struct ethhdr *eth = data;
 	void *cur = data + sizeof(*eth);
@@ -124,12 +163,17 @@ static __always_inline int is_tcp(void *data, void *data_end)
 		cur = tag + 1;
 	}
 
+	if (proto == bpf_htons(ETH_P_MPLS_UC_) || proto == bpf_htons(ETH_P_MPLS_MC_) ||
+	    proto == bpf_htons(ETH_P_PPP_SES_))
+		return 1;
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = cur;
 
 		if ((void *)(ip + 1) > data_end)
 			return 0;
-		return ip->protocol == IPPROTO_TCP;
+		if (ip->protocol == IPPROTO_UDP)
+			return wanted_udp(cur + ip->ihl * 4, data_end);
+		return wanted_protocol(ip->protocol);
 	}
 	if (proto != bpf_htons(ETH_P_IPV6))
 		return 0;
@@ -146,8 +190,10 @@ static __always_inline int is_tcp(void *data, void *data_end)
 		__u8 *ext = cur;
 		__u32 len;
 
-		if (next == IPPROTO_TCP)
+		if (wanted_protocol(next))
 			return 1;
+		if (next == IPPROTO_UDP)
+			return wanted_udp(cur, data_end);
 		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS &&
 		    next != IPPROTO_FRAGMENT_ && next != IPPROTO_AH_)
 			return 0;
@@ -162,7 +208,9 @@ static __always_inline int is_tcp(void *data, void *data_end)
 		next = ext[0];
 		cur = ext + len;
 	}
-	return next == IPPROTO_TCP;
+	if (next == IPPROTO_UDP)
+		return wanted_udp(cur, data_end);
+	return wanted_protocol(next);
 }
 
 /* Writes the metadata; returns 0 on success. */
@@ -204,7 +252,7 @@ static __always_inline int handle(struct xdp_md *ctx, __u32 hw)
 	__u32 zero = 0;
 	struct tcpulse_cfg *cfg = bpf_map_lookup_elem(&tcpulse_cfg, &zero);
 	__u32 capture_all = cfg ? cfg->capture_all : 0;
-	int tcp = is_tcp(data, data_end);
+	int tcp = is_wanted(data, data_end);
 	int action;
 
 	if (!tcp && !capture_all) {

@@ -1,6 +1,9 @@
 //! The classic BPF socket filter (SO_ATTACH_FILTER) of the AF_PACKET rings: TCP over IPv4 or
-//! IPv6, untagged or behind up to two VLAN tags left in the frame, everything else stays out of
-//! the ring (the host's stack gets it either way).
+//! IPv6, untagged or behind up to two VLAN tags left in the frame, and the carriers of the
+//! encapsulations the decoder follows (MPLS and PPPoE session frames; IP-in-IP, GRE and ERSPAN;
+//! UDP to the VXLAN, GENEVE, GRE-in-UDP, GTP-U, Teredo and AYIYA ports), whatever they carry:
+//! the decoder decides, and counts what is not TCP. Everything else stays out of the ring (the
+//! host's stack gets it either way).
 //!
 //! The filter sees the frame as the socket will: on receive the kernel has already moved the
 //! outermost VLAN tag into the packet's metadata, so a frame tagged once on the wire looks
@@ -16,8 +19,14 @@ mod op {
     /// Load a half word / byte at an absolute offset into A (out of range: the filter drops).
     pub const LDH_ABS: u16 = 0x28;
     pub const LDB_ABS: u16 = 0x30;
+    /// Load a half word at X + k into A.
+    pub const LDH_IND: u16 = 0x48;
+    /// X = 4 * (the byte at k & 0xf): an IPv4 header's length.
+    pub const LDX_MSH: u16 = 0xb1;
     /// Jump if A == k.
     pub const JEQ_K: u16 = 0x15;
+    /// Jump k instructions forward.
+    pub const JA: u16 = 0x05;
     /// Return k: the number of bytes to keep, 0 to drop.
     pub const RET_K: u16 = 0x06;
 }
@@ -34,6 +43,15 @@ const IPV4_PROTOCOL: u32 = 9;
 const IPV6_NEXT_HEADER: u32 = 6;
 const IPV6_HEADER_LEN: u32 = 40;
 const PROTO_TCP: u32 = 6;
+const PROTO_UDP: u32 = 17;
+/// IP protocols of tunnels the decoder follows: IPv4 in IP, IPv6 in IP, GRE (and ERSPAN in it).
+const TUNNEL_PROTOCOLS: [u32; 3] = [4, 41, 47];
+/// Ethertypes of MPLS (unicast, multicast) and PPPoE sessions.
+const CARRIER_ETHERTYPES: [u32; 3] = [0x8847, 0x8848, 0x8864];
+/// UDP destination ports of VXLAN, GENEVE, GRE-in-UDP; and GTP-U, Teredo, AYIYA, whose replies
+/// come from the port, so either port counts for them.
+const TUNNEL_DST_PORTS: [u32; 3] = [4789, 6081, 4754];
+const TUNNEL_EITHER_PORTS: [u32; 3] = [2152, 3544, 5072];
 /// Hop-by-hop, routing, fragment, destination options: may precede TCP.
 const IPV6_EXTENSIONS: [u32; 4] = [0, 43, 44, 60];
 /// Tags left in the frame that the filter looks through.
@@ -49,7 +67,12 @@ enum To {
 enum Asm {
     LoadHalf(u32),
     LoadByte(u32),
+    /// A = half word at X + k.
+    LoadHalfX(u32),
+    /// X = IPv4 header length of the header at k.
+    LoadIpv4HeaderLen(u32),
     JumpIfEq(u32, To, To),
+    Jump(usize),
     Ret(u32),
     Label(usize),
 }
@@ -93,7 +116,10 @@ fn assemble(prog: &[Asm]) -> Option<Vec<SockFilter>> {
             Asm::Label(_) => continue,
             Asm::LoadHalf(k) => ins(op::LDH_ABS, k),
             Asm::LoadByte(k) => ins(op::LDB_ABS, k),
+            Asm::LoadHalfX(k) => ins(op::LDH_IND, k),
+            Asm::LoadIpv4HeaderLen(k) => ins(op::LDX_MSH, k),
             Asm::Ret(k) => ins(op::RET_K, k),
+            Asm::Jump(l) => ins(op::JA, u32::from(rel(To::Label(l))?)),
             Asm::JumpIfEq(k, t, f) => SockFilter {
                 code: op::JEQ_K,
                 jt: rel(t)?,
@@ -105,16 +131,43 @@ fn assemble(prog: &[Asm]) -> Option<Vec<SockFilter>> {
     Some(out)
 }
 
-/// The TCP-only filter.
-pub fn tcp_only() -> Vec<SockFilter> {
+/// TCP, and the carriers of tunnels and link encapsulations the decoder follows.
+pub fn tcp_and_tunnels() -> Vec<SockFilter> {
     const ACCEPT: usize = 0;
     const DROP: usize = 1;
-    // Labels per depth d (tags in the frame): 2 + 4d = ethertype, +1 = IPv4, +2 = IPv6,
-    // +3 = after one IPv6 extension header.
-    let ethertype = |d: u32| 2 + 4 * d as usize;
+    // Labels per depth d (tags in the frame): 2 + 6d = ethertype, +1 = IPv4, +2 = IPv6,
+    // +3 = after one IPv6 extension header, +4 = UDP in IPv4, +5 = UDP in IPv6.
+    let ethertype = |d: u32| 2 + 6 * d as usize;
     let v4 = |d: u32| ethertype(d) + 1;
     let v6 = |d: u32| ethertype(d) + 2;
     let ext = |d: u32| ethertype(d) + 3;
+    let udp4 = |d: u32| ethertype(d) + 4;
+    let udp6 = |d: u32| ethertype(d) + 5;
+    // A = the IP protocol or next header: TCP and tunnels accepted, UDP to `udp`, else on to
+    // `other` (the next instruction when `None`).
+    let protocol = |p: &mut Vec<Asm>, udp: Option<usize>, other: Option<usize>| {
+        p.push(Asm::JumpIfEq(PROTO_TCP, To::Label(ACCEPT), To::Next));
+        for t in TUNNEL_PROTOCOLS {
+            p.push(Asm::JumpIfEq(t, To::Label(ACCEPT), To::Next));
+        }
+        if let Some(udp) = udp {
+            p.push(Asm::JumpIfEq(PROTO_UDP, To::Label(udp), To::Next));
+        }
+        if let Some(other) = other {
+            p.push(Asm::Jump(other));
+        }
+    };
+    // A = a UDP destination port, then (after `load_src`) its source port.
+    let ports = |p: &mut Vec<Asm>, load_src: Asm| {
+        for port in TUNNEL_DST_PORTS.into_iter().chain(TUNNEL_EITHER_PORTS) {
+            p.push(Asm::JumpIfEq(port, To::Label(ACCEPT), To::Next));
+        }
+        p.push(load_src);
+        for port in TUNNEL_EITHER_PORTS {
+            p.push(Asm::JumpIfEq(port, To::Label(ACCEPT), To::Next));
+        }
+        p.push(Asm::Ret(0));
+    };
     let mut p = Vec::new();
     for d in 0..=MAX_TAGS {
         let type_at = ETH_TYPE + TAG_LEN * d;
@@ -122,6 +175,9 @@ pub fn tcp_only() -> Vec<SockFilter> {
         p.push(Asm::LoadHalf(type_at));
         p.push(Asm::JumpIfEq(ETHERTYPE_IPV4, To::Label(v4(d)), To::Next));
         p.push(Asm::JumpIfEq(ETHERTYPE_IPV6, To::Label(v6(d)), To::Next));
+        for t in CARRIER_ETHERTYPES {
+            p.push(Asm::JumpIfEq(t, To::Label(ACCEPT), To::Next));
+        }
         if d < MAX_TAGS {
             for t in TAG_TYPES {
                 p.push(Asm::JumpIfEq(t, To::Label(ethertype(d + 1)), To::Next));
@@ -133,18 +189,27 @@ pub fn tcp_only() -> Vec<SockFilter> {
         let l3 = ETH_TYPE + 2 + TAG_LEN * d;
         p.push(Asm::Label(v4(d)));
         p.push(Asm::LoadByte(l3 + IPV4_PROTOCOL));
-        p.push(Asm::JumpIfEq(PROTO_TCP, To::Label(ACCEPT), To::Label(DROP)));
+        protocol(&mut p, Some(udp4(d)), Some(DROP));
         p.push(Asm::Label(v6(d)));
         p.push(Asm::LoadByte(l3 + IPV6_NEXT_HEADER));
-        p.push(Asm::JumpIfEq(PROTO_TCP, To::Label(ACCEPT), To::Next));
+        protocol(&mut p, Some(udp6(d)), None);
         for e in IPV6_EXTENSIONS {
             p.push(Asm::JumpIfEq(e, To::Label(ext(d)), To::Next));
         }
         p.push(Asm::Ret(0));
-        // Every one of these headers starts with its next-header byte.
+        // Every one of these headers starts with its next-header byte. UDP behind one is not
+        // followed: its offset depends on the header's length.
         p.push(Asm::Label(ext(d)));
         p.push(Asm::LoadByte(l3 + IPV6_HEADER_LEN));
-        p.push(Asm::JumpIfEq(PROTO_TCP, To::Label(ACCEPT), To::Label(DROP)));
+        protocol(&mut p, None, Some(DROP));
+        // UDP in IPv4: X = the IPv4 header's length.
+        p.push(Asm::Label(udp4(d)));
+        p.push(Asm::LoadIpv4HeaderLen(l3));
+        p.push(Asm::LoadHalfX(l3 + 2));
+        ports(&mut p, Asm::LoadHalfX(l3));
+        p.push(Asm::Label(udp6(d)));
+        p.push(Asm::LoadHalf(l3 + IPV6_HEADER_LEN + 2));
+        ports(&mut p, Asm::LoadHalf(l3 + IPV6_HEADER_LEN));
     }
     p.push(Asm::Label(DROP));
     p.push(Asm::Ret(0));
@@ -189,6 +254,7 @@ mod tests {
     /// Runs the subset of classic BPF the filters use, as the kernel would.
     fn run(prog: &[SockFilter], frame: &[u8]) -> u32 {
         let mut a = 0u32;
+        let mut x = 0usize;
         let mut pc = 0usize;
         for _ in 0..prog.len() {
             let ins = prog[pc];
@@ -202,6 +268,15 @@ mod tests {
                     Some(&b) => a = u32::from(b),
                     None => return 0,
                 },
+                op::LDH_IND => match frame.get(x + k..x + k + 2) {
+                    Some(b) => a = u32::from(u16::from_be_bytes([b[0], b[1]])),
+                    None => return 0,
+                },
+                op::LDX_MSH => match frame.get(k) {
+                    Some(&b) => x = 4 * usize::from(b & 0xf),
+                    None => return 0,
+                },
+                op::JA => pc += k,
                 op::JEQ_K => {
                     pc += usize::from(if a == ins.k { ins.jt } else { ins.jf });
                 }
@@ -234,14 +309,15 @@ mod tests {
 
     #[test]
     fn the_program_assembles_and_fits() {
-        let p = tcp_only();
-        assert!(p.len() > 10 && p.len() < 100, "{} instructions", p.len());
+        let p = tcp_and_tunnels();
+        // Forward jumps reach 255 instructions: the whole program stays within that.
+        assert!(p.len() > 10 && p.len() < 256, "{} instructions", p.len());
         assert_ne!(p, accept_all(), "assembly fell back");
     }
 
     #[test]
-    fn keeps_tcp_only_at_every_tag_depth() {
-        let p = tcp_only();
+    fn keeps_tcp_at_every_tag_depth() {
+        let p = tcp_and_tunnels();
         for tags in [&[][..], &[0x8100], &[0x88a8, 0x8100], &[0x9100, 0x8100]] {
             assert_eq!(run(&p, &frame(tags, 0x0800, 9, 6)), KEEP_ALL, "{tags:x?}");
             assert_eq!(run(&p, &frame(tags, 0x86dd, 6, 6)), KEEP_ALL, "{tags:x?}");
@@ -260,6 +336,7 @@ mod tests {
                 "two extension headers {tags:x?}"
             );
             assert_eq!(run(&p, &frame(tags, 0x0800, 9, 17)), 0, "UDP {tags:x?}");
+            assert_eq!(run(&p, &frame(tags, 0x0800, 9, 1)), 0, "ICMP {tags:x?}");
             assert_eq!(run(&p, &frame(tags, 0x86dd, 6, 58)), 0, "ICMPv6 {tags:x?}");
             assert_eq!(run(&p, &frame(tags, 0x0806, 9, 6)), 0, "ARP {tags:x?}");
         }
@@ -268,8 +345,54 @@ mod tests {
     }
 
     #[test]
+    fn keeps_the_carriers_of_every_followed_encapsulation() {
+        let p = tcp_and_tunnels();
+        let port = |at: usize, n: u16| [(at, (n >> 8) as u8), (at + 1, n as u8)];
+        for tags in [&[][..], &[0x8100], &[0x88a8, 0x8100]] {
+            for ethertype in [0x8847, 0x8848, 0x8864] {
+                assert_eq!(
+                    run(&p, &frame(tags, ethertype, 0, 0)),
+                    KEEP_ALL,
+                    "{ethertype:x}"
+                );
+            }
+            for proto in [4, 41, 47] {
+                assert_eq!(run(&p, &frame(tags, 0x0800, 9, proto)), KEEP_ALL, "{proto}");
+                assert_eq!(run(&p, &frame(tags, 0x86dd, 6, proto)), KEEP_ALL, "{proto}");
+            }
+            // UDP in IPv4 with a 20- and a 24-byte header, and in IPv6.
+            for ihl in [5u8, 6] {
+                let udp = usize::from(ihl) * 4;
+                let v4 = |bytes: &[(usize, u8)]| {
+                    let mut all = vec![(0, 0x40 | ihl), (9, 17)];
+                    all.extend_from_slice(bytes);
+                    frame_with(tags, 0x0800, &all)
+                };
+                for dst in [4789, 6081, 4754, 2152, 3544, 5072] {
+                    assert_eq!(run(&p, &v4(&port(udp + 2, dst))), KEEP_ALL, "to {dst}");
+                }
+                for src in [2152, 3544, 5072] {
+                    assert_eq!(run(&p, &v4(&port(udp, src))), KEEP_ALL, "from {src}");
+                }
+                assert_eq!(run(&p, &v4(&port(udp, 4789))), 0, "VXLAN is to its port");
+                assert_eq!(run(&p, &v4(&port(udp + 2, 53))), 0, "DNS");
+            }
+            let mut v6 = vec![(6, 17)];
+            v6.extend_from_slice(&port(42, 6081));
+            assert_eq!(
+                run(&p, &frame_with(tags, 0x86dd, &v6)),
+                KEEP_ALL,
+                "GENEVE in IPv6"
+            );
+            let mut v6 = vec![(6, 17)];
+            v6.extend_from_slice(&port(42, 443));
+            assert_eq!(run(&p, &frame_with(tags, 0x86dd, &v6)), 0, "QUIC in IPv6");
+        }
+    }
+
+    #[test]
     fn runts_are_dropped() {
-        let p = tcp_only();
+        let p = tcp_and_tunnels();
         let f = frame(&[], 0x0800, 9, 6);
         for len in 0..24 {
             assert_eq!(run(&p, &f[..len]), 0, "{len} bytes");

@@ -143,7 +143,7 @@ impl AfPacketQueue {
         let prog = if opts.capture_all {
             filter::accept_all()
         } else {
-            filter::tcp_only()
+            filter::tcp_and_tunnels()
         };
         socket::attach_filter(raw, &prog).map_err(|e| failed("filter", e))?;
         Ok(AfPacketQueue {
