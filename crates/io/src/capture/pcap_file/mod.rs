@@ -451,21 +451,31 @@ impl<'a> Iterator for Frames<'a> {
             } => pcap_record(self.buf, &mut self.pos, *order, *frac_to_ns, *link_type),
             Kind::PcapNg(state) => ng_next(self.buf, &mut self.pos, state),
         };
-        match step {
-            Ok(Some(frame)) => Some(Ok(frame)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        step_outcome(step, &mut self.done)
     }
 }
 
 impl FusedIterator for Frames<'_> {}
+
+/// What a reader hands on after one step: the frame, or the end or the error once (`done` then
+/// stops it), for the mapped and the streaming reader alike.
+#[inline(always)]
+fn step_outcome<'a>(
+    step: Result<Option<Frame<'a>>, CaptureError>,
+    done: &mut bool,
+) -> Option<Result<Frame<'a>, CaptureError>> {
+    match step {
+        Ok(Some(frame)) => Some(Ok(frame)),
+        Ok(None) => {
+            *done = true;
+            None
+        }
+        Err(e) => {
+            *done = true;
+            Some(Err(e))
+        }
+    }
+}
 
 /// Records are read strictly in order, but each one's length is only known once its header is
 /// read, and the hardware prefetcher stops at page boundaries: ask for the bytes a few records

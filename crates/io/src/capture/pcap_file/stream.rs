@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use super::pcapng::{ng_block_len, ng_step, NgState, NgStep};
 use super::{
-    block, detect, magic, pcap_record, size, CaptureError, FileFormat, Order, MAX_FRAME_LEN,
+    block, detect, magic, pcap_record, size, step_outcome, CaptureError, FileFormat, Order,
+    MAX_FRAME_LEN,
 };
 use crate::capture::Frame;
 
@@ -195,17 +196,8 @@ impl CaptureStream {
             }),
         };
         self.pos = pos;
-        match step {
-            Ok(Some(frame)) => Some(Ok(frame)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(rebase(e, self.base)))
-            }
-        }
+        let base = self.base;
+        step_outcome(step.map_err(|e| rebase(e, base)), &mut self.done)
     }
 
     /// Makes sure the next record or block is in the buffer whole, unless the stream ends first
