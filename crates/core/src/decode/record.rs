@@ -207,14 +207,6 @@ impl Encap {
         1 << self as u8
     }
 
-    /// Whether this encapsulation is a tunnel between two IP endpoints (not a tag on a link).
-    pub fn is_tunnel(self) -> bool {
-        !matches!(
-            self,
-            Encap::Vlan | Encap::Mpls | Encap::Pppoe | Encap::LlcSnap
-        )
-    }
-
     /// The kind of this name, as records write it.
     pub fn from_name(name: &str) -> Option<Encap> {
         Encap::ALL.into_iter().find(|e| e.name() == name)

@@ -61,10 +61,6 @@ impl CaptureFilter {
         })
     }
 
-    pub fn expression(&self) -> &str {
-        &self.expression
-    }
-
     /// Another filter of the same expression, for another capture thread.
     pub fn fresh(&self) -> CaptureFilter {
         CaptureFilter {

@@ -47,7 +47,6 @@ pub struct CaptureStream {
     source: Box<dyn Read + Send>,
     /// What error messages call the stream.
     name: PathBuf,
-    compression: Compression,
     buf: Vec<u8>,
     /// Next unread byte, and the end of what was read, in `buf`.
     pos: usize,
@@ -94,7 +93,6 @@ impl CaptureStream {
         let mut stream = CaptureStream {
             source,
             name,
-            compression,
             buf: vec![0; READ_SIZE],
             pos: 0,
             filled: 0,
@@ -133,10 +131,6 @@ impl CaptureStream {
             }),
         };
         Ok(stream)
-    }
-
-    pub fn compression(&self) -> Compression {
-        self.compression
     }
 
     /// Bytes of the (decompressed) capture read so far.
