@@ -82,6 +82,7 @@ fn syn(ip: Ipv4Addr, port: u16, seq: u32) -> TcpFrame {
         sack_permitted: true,
         timestamps: None,
         vlan: None,
+        wrap: None,
     }
 }
 

@@ -78,6 +78,7 @@ fn a_mid_stream_flood_leaves_ordinary_connections_exact_and_memory_bounded() {
                 sack_permitted: false,
                 timestamps: None,
                 vlan: None,
+                wrap: None,
             };
             (t0 + (t1 - t0) / u64::from(FLOOD) * u64::from(i), frame)
         })

@@ -2,7 +2,8 @@
 //! lab: every example scenario sent over two queues gives the counts of its offline analysis,
 //! and per flow the counts and handshake times of the generator's own record of what it sent;
 //! a SYN flood keeps the monitor's memory under its flow-table cap, shows as backlog pressure
-//! on the target, and leaves the other servers' figures exact. Needs root (CI runs as root);
+//! on the target, and leaves the other servers' figures exact; frames over the sending
+//! interface's MTU are refused before anything is sent. Needs root (CI runs as root);
 //! each test makes and removes its own namespaces.
 
 mod common;
@@ -270,4 +271,48 @@ fn a_live_syn_flood_stays_under_the_table_cap_and_shows_as_backlog_pressure() {
     }
 
     lab.assert_no_xdp();
+}
+
+/// Frames longer than the sending interface's MTU would vanish in the device or its peer
+/// without a word: `gen --send` refuses them before sending, naming the MTU (exit 6).
+#[test]
+fn frames_over_the_mtu_are_refused_before_sending() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = Lab::up("gm", 1);
+    let set_mtu = Command::new("ip")
+        .args([
+            "-n",
+            &lab.gen(),
+            "link",
+            "set",
+            &lab.gen_if(),
+            "mtu",
+            "1400",
+        ])
+        .status()
+        .expect("ip link set mtu");
+    assert!(set_mtu.success());
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.gen()])
+        .arg(env!("CARGO_BIN_EXE_tcpulse"))
+        .args(["gen", "--connections", "50", "--send", &lab.gen_if()])
+        .output()
+        .expect("run tcpulse gen");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    let longest: usize = stderr
+        .split("packets of up to ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no packet length in: {stderr}"));
+    // The default scenario's segments make IP packets of up to 1500 bytes.
+    assert!((1401..=1500).contains(&longest), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}'s MTU of 1400", lab.gen_if())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sent "), "nothing sent: {stderr}");
 }

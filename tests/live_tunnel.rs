@@ -1,17 +1,22 @@
 //! Live capture of a real kernel VXLAN overlay: two namespaces talk TCP over `vxlan` devices on
 //! a veth underlay; the underlay is mirrored with tc mirred to the lab's monitor link, where
 //! tcpulse captures by AF_XDP and by AF_PACKET. The live flows must equal the offline analysis of
-//! the same mirrored frames (the sender's tcpdump), and name the tunnel.
+//! the same mirrored frames (the sender's tcpdump), and name the tunnel. The generator's wrapped
+//! scenario, sent into an AF_PACKET monitor, equals its offline analysis and its truth.
 //!
 //! Needs root (CI runs as root); prints a skip line otherwise. Namespaces have unique names and
 //! are removed on drop, failing runs included.
 
 mod common;
 
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::live::{assert_same_flows, capture_live, root_or_skip, Lab, Monitor, TIMING_FREE};
+use common::live::{
+    assert_matches, assert_same_flows, assert_times, capture_live, gen_send, root_or_skip, Lab,
+    Monitor, TIMING_FREE,
+};
 use tcpulse_core::decode::Encap;
 
 const VNI: u32 = 4242;
@@ -196,4 +201,100 @@ fn a_kernel_vxlan_overlay_captured_by_af_packet_equals_offline_analysis() {
     if root_or_skip() {
         overlay_run("va", &["--capture", "af-packet"]);
     }
+}
+
+/// The generator's wrapped scenario (`configs/scenarios/tunnels.toml`: VXLAN, GENEVE, GRE,
+/// ERSPAN, IP in IP, MPLS and PPPoE, IPv6 and VLAN tags inside) sent into an AF_PACKET monitor:
+/// live equals the offline analysis of the same frames, and every flow names its tunnel as the
+/// generator's truth does. (The AF_XDP monitor gets every example scenario in tests/live_gen.rs.)
+#[test]
+fn generated_encapsulations_captured_by_af_packet_equal_offline_and_truth() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = Lab::up("vg", 1);
+    let temp =
+        |name: &str| std::env::temp_dir().join(format!("tcpulse-vg-{}-{name}", std::process::id()));
+    let (out, truth, sent) = (
+        temp("tunnels.pcap"),
+        temp("tunnels.truth.jsonl"),
+        temp("tunnels-sent.pcap"),
+    );
+    let _files = common::TempFiles(vec![out.clone(), truth.clone(), sent.clone()]);
+    let scenario = common::live::repo().join("configs/scenarios/tunnels.toml");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_string();
+    let monitor = Monitor::start(&lab, &["--capture", "af-packet"]);
+    let drops = lab.kernel_drops();
+    // The generator's own record of what it sent is the timing reference (taps on the sending
+    // interface do not see what it sends).
+    gen_send(
+        &lab,
+        &[
+            "--scenario",
+            &path(&scenario),
+            "--connections",
+            "300",
+            "--spread",
+            "1",
+            "--speed",
+            "4",
+            "--out",
+            &path(&out),
+            "--truth",
+            &path(&truth),
+            "--sent",
+            &path(&sent),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (live, code) = monitor.stop();
+    assert_eq!(code, 0, "SIGTERM ends the run cleanly");
+    let as_sent = common::analyze(&[&sent], &[]);
+    let original = common::analyze(&[&out], &[]);
+    let decapsulated = original.decapsulated_totals();
+    for kind in [
+        "vxlan", "geneve", "gre", "erspan", "ip_in_ip", "mpls", "pppoe",
+    ] {
+        assert!(decapsulated[kind] > 0, "{kind} in {decapsulated:?}");
+    }
+    if !lab.accounted(&live, original.capture_total("packets"), drops) {
+        return;
+    }
+    assert_matches(&live, &original, &as_sent);
+    assert_times(&live, &as_sent, 500_000);
+    assert_eq!(live.flows.len(), 300);
+    let by_conn: HashMap<String, serde_json::Value> = live
+        .flows
+        .iter()
+        .map(|f| {
+            let v = serde_json::to_value(f).expect("a record serialises");
+            (format!("{} {}", f.client, f.server), v)
+        })
+        .collect();
+    let lines = std::fs::read_to_string(&truth).expect("the truth file");
+    let mut tunnels = 0;
+    for line in lines.lines() {
+        let t: serde_json::Value = serde_json::from_str(line).expect("a truth line");
+        let key = format!(
+            "{} {}",
+            t["client"].as_str().unwrap(),
+            t["server"].as_str().unwrap()
+        );
+        let flow = &by_conn[&key];
+        // The tunnel and what does not depend on timing equal the truth (timings are checked
+        // against the frames as sent).
+        for field in [
+            "tunnel",
+            "packets",
+            "payload_bytes",
+            "syn",
+            "fin",
+            "rst",
+            "close",
+        ] {
+            assert_eq!(flow[field], t[field], "{key} {field}");
+        }
+        tunnels += usize::from(!t["tunnel"].is_null());
+    }
+    assert!(tunnels > 150, "{tunnels} of 300 flows through a tunnel");
 }

@@ -38,6 +38,7 @@ fn extra(flags: u8, payload_len: u32) -> TcpFrame {
         sack_permitted: true,
         timestamps: Some((1, 2)),
         vlan: None,
+        wrap: None,
     }
 }
 

@@ -123,6 +123,33 @@ fn compare(truth: &GroundTruth, run: &common::Run, max_flows: Option<u64>) -> Ve
                 ));
             }
         }
+        if want.get("tunnel").is_none() && got.get("tunnel").is_some() {
+            problems.push(format!(
+                "{} → {}: no tunnel, got {}",
+                key.0, key.1, got["tunnel"]
+            ));
+        }
+    }
+
+    // Every frame of a wrapped connection, and no other, counts as decapsulated of its kind.
+    let mut wrapped: HashMap<&str, u64> = HashMap::new();
+    for t in &truth.truths {
+        if let Some(w) = &t.wrap {
+            *wrapped.entry(w.name()).or_default() += t.packets.0 + t.packets.1;
+        }
+    }
+    for kind in [
+        "vxlan", "geneve", "gre", "erspan", "ip_in_ip", "mpls", "pppoe",
+    ] {
+        let want = wrapped.get(kind).copied().unwrap_or(0);
+        let got: u64 = run
+            .intervals
+            .iter()
+            .map(|i| i.capture.decapsulated.get(kind).copied().unwrap_or(0))
+            .sum();
+        if got != want {
+            problems.push(format!("capture.decapsulated.{kind} want {want} got {got}"));
+        }
     }
     let legit_records: usize = by_conn.values().map(Vec::len).sum();
     if legit_records != truth.truths.len() {

@@ -400,6 +400,7 @@ fn tcp(seq: u32, sport: u16, v6: bool, vlan: Option<u16>, payload_len: u32) -> V
         sack_permitted: false,
         timestamps: None,
         vlan,
+        wrap: None,
     };
     let mut buf = Vec::new();
     seg.write_ethernet(&mut buf);

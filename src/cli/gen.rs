@@ -101,6 +101,10 @@ fn send(args: &GenArgs, iface: &str, book: &FrameBook) -> i32 {
         }
         _ => Pace::Scenario { speed: 1.0 },
     };
+    if let Err(e) = transmit::check_mtu(iface, book) {
+        eprintln!("tcpulse: {e}");
+        return exit::CAPTURE_SETUP;
+    }
     let queues = &args.tx_queues.0;
     let xdp = || -> Result<Vec<Box<dyn Transmit>>, TxError> {
         queues

@@ -18,7 +18,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::flood::{Flood, MAX_FLOOD_SYNS};
-use super::scenario::{CloseMix, Feature, Scenario, MAX_CONNECTIONS};
+use super::scenario::{CloseMix, EncapMix, Feature, Scenario, MAX_CONNECTIONS};
 use crate::config::value::parsed as text_value;
 use crate::config::ConfigError;
 use tcpulse_core::units::parse_duration;
@@ -96,8 +96,30 @@ struct ScenarioKeys {
     exchanges: ExchangeKeys,
     #[serde(default)]
     anomalies: AnomalyKeys,
+    #[serde(default)]
+    encapsulation: EncapKeys,
     close: Option<CloseKeys>,
     flood: Option<FloodKeys>,
+}
+
+/// Shares of the connections delivered wrapped, per wrapping; a share left out is 0.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EncapKeys {
+    #[serde(default, deserialize_with = "percent")]
+    vxlan: Option<u16>,
+    #[serde(default, deserialize_with = "percent")]
+    geneve: Option<u16>,
+    #[serde(default, deserialize_with = "percent")]
+    gre: Option<u16>,
+    #[serde(default, deserialize_with = "percent")]
+    erspan: Option<u16>,
+    #[serde(default, deserialize_with = "percent")]
+    ip_in_ip: Option<u16>,
+    #[serde(default, deserialize_with = "percent")]
+    mpls: Option<u16>,
+    #[serde(default, deserialize_with = "percent")]
+    pppoe: Option<u16>,
 }
 
 #[derive(Default, Deserialize)]
@@ -340,6 +362,23 @@ impl ScenarioKeys {
         if let Some(p) = a.zero_window_probes {
             let key = "scenario.anomalies.zero_window_probes";
             sc.zero_window_probes = at_most(key, p, MAX_PROBES, "probes per episode")?;
+        }
+
+        let e = self.encapsulation;
+        sc.encapsulation = EncapMix {
+            vxlan: e.vxlan.unwrap_or(0),
+            geneve: e.geneve.unwrap_or(0),
+            gre: e.gre.unwrap_or(0),
+            erspan: e.erspan.unwrap_or(0),
+            ip_in_ip: e.ip_in_ip.unwrap_or(0),
+            mpls: e.mpls.unwrap_or(0),
+            pppoe: e.pppoe.unwrap_or(0),
+        };
+        if sc.encapsulation.total() > 1000 {
+            return Err(fault(
+                "scenario.encapsulation",
+                "the shares add up to over 100%",
+            ));
         }
 
         if let Some(c) = self.close {

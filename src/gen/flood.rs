@@ -220,6 +220,7 @@ impl FloodFrames {
             sack_permitted: false,
             timestamps: None,
             vlan: None,
+            wrap: None,
         };
         let answered = self.rng.per_mille(f.answered_per_mille);
         let t = &mut self.tally[usize::from(ipv6)];

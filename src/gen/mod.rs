@@ -23,8 +23,10 @@ use tcpulse_io::capture::pcap_writer::PcapWriter;
 use tcpulse_io::transmit::{queue_of, FrameBook, Spread};
 
 pub use flood::{Flood, FloodTruth};
-pub use frame::TcpFrame;
-pub use scenario::{CloseMix, Feature, Generated, Rng, Scenario, Stamped, StampedFrames, Truth};
+pub use frame::{TcpFrame, Underlay, Wrap};
+pub use scenario::{
+    CloseMix, EncapMix, Feature, Generated, Rng, Scenario, Stamped, StampedFrames, Truth,
+};
 
 /// pcap LINKTYPE_ETHERNET.
 const LINKTYPE_ETHERNET: u32 = 1;
@@ -155,7 +157,7 @@ pub fn flood_truth_json(f: &FloodTruth, truths: &[Truth]) -> Value {
 pub fn truth_json(t: &Truth) -> Value {
     let per = |p: (u64, u64)| json!({ "c2s": p.0, "s2c": p.1 });
     let per32 = |p: (u32, u32)| per((u64::from(p.0), u64::from(p.1)));
-    json!({
+    let mut v = json!({
         "type": "truth",
         "client": t.client.to_string(),
         "server": t.server.to_string(),
@@ -184,7 +186,19 @@ pub fn truth_json(t: &Truth) -> Value {
         "fin_first": t.fin_first,
         "half_closed_stall": false,
         "close": t.close,
-    })
+    });
+    if let Some((id, outer)) = t.wrap.as_ref().and_then(Wrap::tunnel) {
+        let mut tunnel = json!({
+            "kind": t.wrap.as_ref().map(Wrap::name),
+            "outer_src": outer.src.to_string(),
+            "outer_dst": outer.dst.to_string(),
+        });
+        if let Some(id) = id {
+            tunnel["id"] = json!(id);
+        }
+        v["tunnel"] = tunnel;
+    }
+    v
 }
 
 /// Serialises `frames` (in time order) as Ethernet frames for sending, each assigned one of

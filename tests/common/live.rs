@@ -324,6 +324,7 @@ pub fn assert_same_flows(live: &super::Run, reference: &super::Run) -> usize {
             );
         }
         assert_eq!(f.close, o.close, "{key} close");
+        assert_eq!(f.tunnel, o.tunnel, "{key} tunnel");
         compared += 1;
     }
     compared
@@ -339,6 +340,11 @@ pub fn assert_matches(live: &super::Run, original: &super::Run, as_sent: &super:
             "total {name}"
         );
     }
+    assert_eq!(
+        live.decapsulated_totals(),
+        original.decapsulated_totals(),
+        "capture.decapsulated"
+    );
     let compared = assert_same_flows(live, as_sent);
     assert!(
         compared * 10 >= live.flows.len() * 9,

@@ -106,6 +106,17 @@ impl Run {
             .sum()
     }
 
+    /// `capture.decapsulated` summed per kind over all intervals.
+    pub fn decapsulated_totals(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut totals = std::collections::BTreeMap::new();
+        for i in &self.intervals {
+            for (kind, n) in &i.capture.decapsulated {
+                *totals.entry(kind.clone()).or_default() += n;
+            }
+        }
+        totals
+    }
+
     /// Sum of `capture.decode_errors.<name>` over all intervals.
     pub fn decode_error_total(&self, name: &str) -> u64 {
         self.intervals

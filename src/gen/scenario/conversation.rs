@@ -515,10 +515,12 @@ impl<'a> Conv<'a> {
             },
         ];
 
+        let wrap = self.sc.encapsulation.draw(&mut self.rng);
+
         let addr = [client, server];
         let mut last_tsval = [0u32; 2];
         let mut frames = Vec::with_capacity(self.segs.len());
-        for s in &self.segs {
+        for (index, s) in self.segs.iter().enumerate() {
             let (from, to) = (s.from, 1 - s.from);
             let syn = s.flags & SYN != 0;
             let tsval = ts_base[from].wrapping_add((s.ts / MS) as u32);
@@ -549,6 +551,15 @@ impl<'a> Conv<'a> {
                     },
                 )),
                 vlan: vlan.filter(|&(_, dir)| dir == from).map(|(id, _)| id),
+                wrap: wrap.map(|w| match w[from] {
+                    // The mirror session numbers its copies.
+                    Wrap::Erspan { session, outer, .. } => Wrap::Erspan {
+                        session,
+                        sequence: index as u32,
+                        outer,
+                    },
+                    other => other,
+                }),
             };
             frames.push((s.ts, frame));
         }
@@ -578,6 +589,7 @@ impl<'a> Conv<'a> {
             rst: pair32(t.rst),
             fin_first,
             close,
+            wrap: frames.first().and_then(|(_, f)| f.wrap),
         };
         (frames, truth)
     }

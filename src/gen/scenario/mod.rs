@@ -32,7 +32,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 
 use super::flood::{Flood, FloodFrames, FloodTruth};
-use super::frame::TcpFrame;
+use super::frame::{TcpFrame, Underlay, Wrap};
 use tcpulse_core::decode::flags::{ACK, FIN, PSH, RST, SYN};
 
 mod conversation;
@@ -161,6 +161,134 @@ impl CloseMix {
     };
 }
 
+/// Shares (per mille) of the connections the tap receives wrapped, per wrapping; together at
+/// most 1000. Tunnels that carry Ethernet (VXLAN, GENEVE, ERSPAN) arrive as from a mirror
+/// session: from one of 8 mirror sources to the monitor, both directions alike. GRE and IP in IP
+/// arrive as on a tunnelled path: between the client's and the server's tunnel end, swapped with
+/// the direction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EncapMix {
+    pub vxlan: u16,
+    pub geneve: u16,
+    pub gre: u16,
+    pub erspan: u16,
+    pub ip_in_ip: u16,
+    pub mpls: u16,
+    pub pppoe: u16,
+}
+
+/// The wrappings of [`EncapMix`], in its field order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WrapKind {
+    Vxlan,
+    Geneve,
+    Gre,
+    Erspan,
+    IpInIp,
+    Mpls,
+    Pppoe,
+}
+
+/// The monitor a mirror session sends to, and the first of the mirror sources (8 in all).
+const MONITOR: Ipv4Addr = Ipv4Addr::new(100, 64, 255, 254);
+const MIRROR_SOURCES: u8 = 8;
+
+impl EncapMix {
+    pub const NONE: EncapMix = EncapMix {
+        vxlan: 0,
+        geneve: 0,
+        gre: 0,
+        erspan: 0,
+        ip_in_ip: 0,
+        mpls: 0,
+        pppoe: 0,
+    };
+
+    fn shares(&self) -> [(u16, WrapKind); 7] {
+        [
+            (self.vxlan, WrapKind::Vxlan),
+            (self.geneve, WrapKind::Geneve),
+            (self.gre, WrapKind::Gre),
+            (self.erspan, WrapKind::Erspan),
+            (self.ip_in_ip, WrapKind::IpInIp),
+            (self.mpls, WrapKind::Mpls),
+            (self.pppoe, WrapKind::Pppoe),
+        ]
+    }
+
+    pub fn total(&self) -> u32 {
+        self.shares().iter().map(|&(s, _)| u32::from(s)).sum()
+    }
+
+    /// One connection's wrapping: for each direction (index `CLIENT`, `SERVER`) the wrapping
+    /// of its frames (ERSPAN's sequence number still 0). Draws nothing when every share is 0,
+    /// so scenarios without wrappings stay what they were.
+    fn draw(&self, rng: &mut Rng) -> Option<[Wrap; 2]> {
+        if self.total() == 0 {
+            return None;
+        }
+        let mut pick = rng.below(1000);
+        let kind = self.shares().into_iter().find_map(|(share, kind)| {
+            if pick < u64::from(share) {
+                Some(kind)
+            } else {
+                pick -= u64::from(share);
+                None
+            }
+        })?;
+        let mirror = Underlay {
+            src: Ipv4Addr::new(100, 64, 0, 1 + rng.below(u64::from(MIRROR_SOURCES)) as u8),
+            dst: MONITOR,
+            udp_sport: 49_152 + rng.below(16_384) as u16,
+        };
+        // The client's and the server's tunnel ends.
+        let path = Underlay {
+            src: Ipv4Addr::new(100, 64, 1, 1 + rng.below(8) as u8),
+            dst: Ipv4Addr::new(100, 64, 2, 1 + rng.below(8) as u8),
+            udp_sport: 0,
+        };
+        let back = Underlay {
+            src: path.dst,
+            dst: path.src,
+            ..path
+        };
+        let both = |w: Wrap| [w, w];
+        Some(match kind {
+            WrapKind::Vxlan => both(Wrap::Vxlan {
+                vni: 1 + rng.below((1 << 24) - 1) as u32,
+                outer: mirror,
+            }),
+            WrapKind::Geneve => both(Wrap::Geneve {
+                vni: 1 + rng.below((1 << 24) - 1) as u32,
+                outer: mirror,
+            }),
+            WrapKind::Erspan => both(Wrap::Erspan {
+                session: 1 + rng.below(1023) as u16,
+                sequence: 0,
+                outer: mirror,
+            }),
+            WrapKind::Gre => {
+                let key = rng.next_u64() as u32;
+                [
+                    Wrap::Gre { key, outer: path },
+                    Wrap::Gre { key, outer: back },
+                ]
+            }
+            WrapKind::IpInIp => [Wrap::IpInIp { outer: path }, Wrap::IpInIp { outer: back }],
+            // Labels 0-15 are reserved.
+            WrapKind::Mpls => both(Wrap::Mpls {
+                labels: [
+                    16 + rng.below((1 << 20) - 16) as u32,
+                    16 + rng.below((1 << 20) - 16) as u32,
+                ],
+            }),
+            WrapKind::Pppoe => both(Wrap::Pppoe {
+                session: 1 + rng.below(65_534) as u16,
+            }),
+        })
+    }
+}
+
 /// Parameters of a synthetic capture. All times are nanoseconds; ranges are inclusive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scenario {
@@ -186,6 +314,8 @@ pub struct Scenario {
     pub ipv6_per_mille: u16,
     /// Connections seen with an 802.1Q tag on one direction only, as from a SPAN port.
     pub vlan_per_mille: u16,
+    /// Connections delivered inside a tunnel, MPLS or PPPoE.
+    pub encapsulation: EncapMix,
     /// Connections whose sequence numbers wrap past 2^32 (in either direction or both).
     pub seq_wrap_per_mille: u16,
     /// Connections whose SYN the server answers with RST.
@@ -228,6 +358,7 @@ impl Default for Scenario {
             think_ns: 100 * US..=50 * MS,
             ipv6_per_mille: 0,
             vlan_per_mille: 0,
+            encapsulation: EncapMix::NONE,
             seq_wrap_per_mille: 0,
             refused_per_mille: 0,
             unanswered_per_mille: 0,
@@ -473,6 +604,8 @@ pub struct Truth {
     pub fin_first: Option<&'static str>,
     /// `fin`, `rst_client`, `rst_server`, `refused`, `unanswered` or `capture_end`.
     pub close: &'static str,
+    /// How the connection's first frame was wrapped (the flow record's `tunnel` comes from it).
+    pub wrap: Option<Wrap>,
 }
 
 fn client_addr(index: u32, ipv6: bool) -> SocketAddr {
@@ -509,7 +642,7 @@ fn server_addr(rng: &mut Rng, ipv6: bool) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     fn dir(frame: &TcpFrame, truth: &Truth) -> usize {
         if frame.src == truth.client.ip() && frame.sport == truth.client.port() {
@@ -676,6 +809,60 @@ mod tests {
             assert_eq!(sum(t.zero_window), 3);
             assert_eq!((t.syn_retransmits, t.synack_retransmits), (2, 1));
             assert_eq!(sum(t.retransmits), 2 + 1 + 1 + 2 + 1);
+        }
+    }
+
+    #[test]
+    fn wrappings_come_in_their_shares_and_keep_to_their_connection() {
+        let sc = Scenario {
+            connections: 2100,
+            encapsulation: EncapMix {
+                vxlan: 100,
+                geneve: 100,
+                gre: 100,
+                erspan: 100,
+                ip_in_ip: 100,
+                mpls: 100,
+                pppoe: 100,
+            },
+            ..Scenario::mixed(5, 2100)
+        };
+        let g = sc.generate();
+        let mut per_kind: HashMap<&str, usize> = HashMap::new();
+        for t in &g.truths {
+            *per_kind
+                .entry(t.wrap.as_ref().map_or("plain", Wrap::name))
+                .or_default() += 1;
+        }
+        // 10% each, the rest (30%) plain.
+        for (kind, n) in &per_kind {
+            let want = if *kind == "plain" { 500..800 } else { 150..280 };
+            assert!(want.contains(n), "{kind}: {n} of 2100");
+        }
+        assert_eq!(per_kind.len(), 8, "{per_kind:?}");
+        for s in &g.frames {
+            let t = &g.truths[s.conn as usize];
+            let from_client = dir(&s.frame, t) == 0;
+            match (s.frame.wrap, t.wrap) {
+                (None, None) => {}
+                // Tunnel ends swap with the direction; a mirror session sends both alike.
+                (Some(Wrap::Gre { outer: a, .. }), Some(Wrap::Gre { outer: b, .. }))
+                | (Some(Wrap::IpInIp { outer: a }), Some(Wrap::IpInIp { outer: b })) => {
+                    assert_eq!((a.src, a.dst) == (b.src, b.dst), from_client)
+                }
+                (Some(Wrap::Erspan { session: a, .. }), Some(Wrap::Erspan { session: b, .. })) => {
+                    assert_eq!(a, b)
+                }
+                (Some(a), Some(b)) => assert_eq!(a, b),
+                other => panic!("{other:?}"),
+            }
+        }
+        let without = Scenario::mixed(5, 2100).generate();
+        for (a, b) in g.truths.iter().zip(&without.truths) {
+            assert_eq!(
+                (&a.client, &a.server, a.packets),
+                (&b.client, &b.server, b.packets)
+            );
         }
     }
 

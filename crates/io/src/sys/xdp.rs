@@ -73,6 +73,32 @@ fn ethtool_rx_queues(name: &str) -> Option<u32> {
     (n > 0).then_some(n)
 }
 
+/// The MTU of `name` (SIOCGIFMTU); `None` when there is no such interface.
+pub fn if_mtu(name: &str) -> Option<u32> {
+    if name.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    // SAFETY: plain socket(2); the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFMTU reads the name in `ifr` and writes the MTU into it.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, &mut ifr) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: SIOCGIFMTU filled the union's MTU member.
+    u32::try_from(unsafe { ifr.ifr_ifru.ifru_mtu }).ok()
+}
+
 fn sysfs_rx_queues(name: &str) -> Option<u32> {
     if name.contains('/') || name.starts_with('.') {
         return None;

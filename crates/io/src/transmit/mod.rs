@@ -51,10 +51,26 @@ pub trait Transmit: Send {
 /// Why transmitting could not start or stopped.
 #[derive(Debug)]
 pub enum TxError {
-    InterfaceMissing { iface: String },
-    InterfaceGone { iface: String },
-    Privilege { missing: &'static str },
-    Io { context: String, source: io::Error },
+    InterfaceMissing {
+        iface: String,
+    },
+    InterfaceGone {
+        iface: String,
+    },
+    Privilege {
+        missing: &'static str,
+    },
+    /// A frame's packet (what follows the Ethernet header and its VLAN tags) is longer than
+    /// the interface's MTU: the device or its peer would drop it without a word.
+    FrameTooLong {
+        iface: String,
+        packet: usize,
+        mtu: u32,
+    },
+    Io {
+        context: String,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for TxError {
@@ -69,12 +85,52 @@ impl fmt::Display for TxError {
                 f,
                 "sending raw frames needs {missing} (run as root or grant the capability)"
             ),
+            TxError::FrameTooLong { iface, packet, mtu } => write!(
+                f,
+                "frames carry packets of up to {packet} bytes, over {iface}'s MTU of {mtu} \
+                 (raise it: `ip link set {iface} mtu {packet}`, or send smaller segments)"
+            ),
             TxError::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }
 }
 
 impl std::error::Error for TxError {}
+
+/// Checks that every frame of `book` fits `iface`'s MTU.
+///
+/// # Errors
+/// [`TxError::InterfaceMissing`], or [`TxError::FrameTooLong`] with the longest packet.
+pub fn check_mtu(iface: &str, book: &FrameBook) -> Result<(), TxError> {
+    let mtu = crate::sys::xdp::if_mtu(iface).ok_or_else(|| TxError::InterfaceMissing {
+        iface: iface.to_string(),
+    })?;
+    let packet = (0..book.len())
+        .map(|i| packet_len(book.frame(i)))
+        .max()
+        .unwrap_or(0);
+    if packet > mtu as usize {
+        return Err(TxError::FrameTooLong {
+            iface: iface.to_string(),
+            packet,
+            mtu,
+        });
+    }
+    Ok(())
+}
+
+/// Bytes after an Ethernet frame's header and its 802.1Q / 802.1ad tags: what the MTU bounds.
+fn packet_len(frame: &[u8]) -> usize {
+    const TAGS: [u16; 2] = [0x8100, 0x88a8];
+    let mut header = 14;
+    while let Some(t) = frame.get(header - 2..header) {
+        if !TAGS.contains(&u16::from_be_bytes([t[0], t[1]])) {
+            break;
+        }
+        header += 4;
+    }
+    frame.len().saturating_sub(header)
+}
 
 fn if_index(iface: &str) -> Result<u32, TxError> {
     crate::sys::if_index(iface).ok_or_else(|| TxError::InterfaceMissing {
