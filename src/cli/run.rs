@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tcpulse_io::capture::xdp::rx_queue_count;
+use tcpulse_io::capture::CaptureFilter;
 use tcpulse_io::dispatch::Backpressure;
 use tcpulse_io::pipeline::live::{
     now_ns, open_queues, spawn_capture_threads, Control, LiveSettings,
@@ -31,6 +32,16 @@ pub fn run(args: &RunArgs) -> i32 {
         Some(q) => q.0.clone(),
         None => (0..rx_queue_count(&args.iface).unwrap_or(1).max(1)).collect(),
     };
+    let settings = match p.settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    // The filter was checked with the settings; AF_PACKET also runs it in the kernel.
+    let kernel_filter = settings
+        .filter
+        .as_deref()
+        .and_then(|e| CaptureFilter::new(e).ok())
+        .and_then(|f| f.socket_program());
     let live = LiveSettings {
         iface: args.iface.clone(),
         capture: args.capture,
@@ -40,6 +51,7 @@ pub fn run(args: &RunArgs) -> i32 {
         promisc: args.promisc,
         all_frames: args.all_frames,
         ring_frames: args.ring_frames,
+        kernel_filter,
     };
     let sockets = match open_queues(&live, &queues) {
         Ok(s) => s,
@@ -51,10 +63,6 @@ pub fn run(args: &RunArgs) -> i32 {
     for s in &sockets {
         eprintln!("tcpulse: capturing on {}", s.describe());
     }
-    let settings = match p.settings() {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
     let started = Pipeline::start(
         &settings,
         sockets.len(),

@@ -340,11 +340,14 @@ pub fn assert_matches(live: &super::Run, original: &super::Run, as_sent: &super:
             "total {name}"
         );
     }
-    assert_eq!(
-        live.decapsulated_totals(),
-        original.decapsulated_totals(),
-        "capture.decapsulated"
-    );
+    // Tunnels and link encapsulations arrive whole on every live path; a VLAN tag may not (a
+    // tc mirred copy to AF_XDP loses the tag the kernel took out): tests of their own check it.
+    let tunnels = |run: &super::Run| {
+        let mut totals = run.decapsulated_totals();
+        totals.remove("vlan");
+        totals
+    };
+    assert_eq!(tunnels(live), tunnels(original), "capture.decapsulated");
     let compared = assert_same_flows(live, as_sent);
     assert!(
         compared * 10 >= live.flows.len() * 9,

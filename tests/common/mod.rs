@@ -100,6 +100,7 @@ impl Run {
                     "malformed" => c.malformed,
                     "ts_backwards" => c.ts_backwards,
                     "time_jumps" => c.time_jumps,
+                    "filtered_out" => c.filtered_out,
                     other => panic!("no capture field `{other}`"),
                 }
             })

@@ -10,20 +10,15 @@ use std::fmt;
 
 use pcap::{BpfProgram, Capture, Linktype};
 
+use crate::sys::packet::SockFilter;
+
 /// A compiled capture filter, and its programs per link type.
 pub struct CaptureFilter {
     expression: String,
     /// Programs compiled so far, by link type; `None` where the expression has no meaning for
     /// that link type (its frames never match).
-    programs: Vec<(u32, Option<SendableProgram>)>,
+    programs: Vec<(u32, Option<BpfProgram>)>,
 }
-
-/// A compiled program: owned memory read by `pcap_offline_filter` only, so moving it to another
-/// thread is sound (libpcap keeps no thread-local state for it).
-struct SendableProgram(BpfProgram);
-
-// SAFETY: see [`SendableProgram`]; the program is never shared, only moved with its filter.
-unsafe impl Send for SendableProgram {}
 
 /// Why an expression cannot be a filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +52,7 @@ impl CaptureFilter {
         })?;
         Ok(CaptureFilter {
             expression: expression.to_string(),
-            programs: vec![(ETHERNET, Some(SendableProgram(program)))],
+            programs: vec![(ETHERNET, Some(program))],
         })
     }
 
@@ -76,14 +71,38 @@ impl CaptureFilter {
         let program = match self.programs.iter().position(|(l, _)| *l == link_type) {
             Some(i) => &self.programs[i].1,
             None => {
-                let program = compile(&self.expression, link_type)
-                    .ok()
-                    .map(SendableProgram);
+                let program = compile(&self.expression, link_type).ok();
                 self.programs.push((link_type, program));
                 &self.programs[self.programs.len() - 1].1
             }
         };
-        program.as_ref().is_some_and(|p| p.0.filter(data))
+        program.as_ref().is_some_and(|p| p.filter(data))
+    }
+}
+
+impl CaptureFilter {
+    /// The program for Ethernet as classic BPF instructions, to run in the kernel as a socket
+    /// filter (AF_PACKET). libpcap writes each instruction as `code jt jf k`; `None` if one
+    /// does not read so (the filter then runs in user space only), or for a filter made by
+    /// [`CaptureFilter::fresh`].
+    pub fn socket_program(&self) -> Option<Vec<SockFilter>> {
+        let (_, program) = self.programs.iter().find(|(l, _)| *l == ETHERNET)?;
+        program
+            .as_ref()?
+            .get_instructions()
+            .iter()
+            .map(|ins| {
+                let text = ins.to_string();
+                let mut n = text.split(' ').map(str::parse::<u32>);
+                let mut next = || n.next()?.ok();
+                Some(SockFilter {
+                    code: u16::try_from(next()?).ok()?,
+                    jt: u8::try_from(next()?).ok()?,
+                    jf: u8::try_from(next()?).ok()?,
+                    k: next()?,
+                })
+            })
+            .collect()
     }
 }
 

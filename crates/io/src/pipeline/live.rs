@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tcpulse_core::schema::interval::Drops;
 
-use crate::capture::af_packet::{AfPacketOptions, AfPacketQueue};
+use crate::capture::af_packet::{AfPacketOptions, AfPacketQueue, SockFilter};
 use crate::capture::xdp::{LiveError, XdpMode, XdpOptions, XdpQueue};
 use crate::capture::{CaptureKind, LiveQueue, QueueDrops};
 use crate::dispatch::ingest::Ingest;
@@ -27,6 +27,10 @@ pub struct LiveSettings {
     pub promisc: bool,
     pub all_frames: bool,
     pub ring_frames: u32,
+    /// The capture filter's program for AF_PACKET's socket filter
+    /// ([`CaptureFilter::socket_program`](crate::capture::CaptureFilter::socket_program)).
+    /// AF_XDP takes what its XDP program selects and the filter runs in user space.
+    pub kernel_filter: Option<Vec<SockFilter>>,
 }
 
 /// An interval closes on the clock only this long after its end, so frames still in the rings
@@ -94,6 +98,7 @@ pub fn open_queues(
             let opts = AfPacketOptions {
                 promiscuous: args.promisc,
                 capture_all: args.all_frames,
+                filter: args.kernel_filter.clone(),
                 ..AfPacketOptions::default()
             };
             (0..members as u32)

@@ -29,7 +29,18 @@ mod op {
     pub const JA: u16 = 0x05;
     /// Return k: the number of bytes to keep, 0 to drop.
     pub const RET_K: u16 = 0x06;
+    /// A = k; X = k.
+    pub const LD_IMM: u16 = 0x00;
+    pub const LDX_IMM: u16 = 0x01;
+    /// Load a word at an absolute offset; offsets from `SKF_AD_OFF` read the packet's metadata.
+    pub const LD_W_ABS: u16 = 0x20;
 }
+
+/// The ancillary load of whether the kernel moved a VLAN tag out of the frame into metadata
+/// (`SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT`, linux/filter.h).
+const VLAN_TAG_PRESENT: u32 = (-0x1000i32 + 48) as u32;
+/// Instructions a socket filter may have (BPF_MAXINSNS).
+const MAX_INSTRUCTIONS: usize = 4096;
 
 /// Keep the whole frame (the kernel caps it at what the ring can hold).
 const KEEP_ALL: u32 = 0x0004_0000;
@@ -227,6 +238,56 @@ pub fn tcp_and_tunnels() -> Vec<SockFilter> {
 }
 
 /// Every frame, whole (`capture_all`).
+/// [`tcp_and_tunnels`], then the operator's capture filter (`--filter`, libpcap's program for
+/// Ethernet) on the frames it keeps, so frames the filter rejects never reach the ring. That
+/// program expects the frame as on the wire, but the kernel has moved the outermost VLAN tag out
+/// of it by now: a frame that had one passes here, and user space runs the filter on it with the
+/// tag put back. Whatever length the filter keeps, the whole frame is kept. `None` when the two
+/// do not fit in one socket filter.
+pub fn tcp_and_tunnels_matching(filter: &[SockFilter]) -> Option<Vec<SockFilter>> {
+    let ours = tcp_and_tunnels();
+    let mut prog = Vec::with_capacity(ours.len() + 5 + filter.len());
+    // Where ours accepts, go on to the operator's part, which starts right after ours.
+    for (i, ins) in ours.iter().enumerate() {
+        prog.push(if ins.code == op::RET_K && ins.k != 0 {
+            SockFilter {
+                code: op::JA,
+                jt: 0,
+                jf: 0,
+                k: u32::try_from(ours.len() - i - 1).ok()?,
+            }
+        } else {
+            *ins
+        });
+    }
+    let plain = |code, k| SockFilter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    prog.push(plain(op::LD_W_ABS, VLAN_TAG_PRESENT));
+    // No tag in metadata: on to the filter (skip the next instruction); else keep.
+    prog.push(SockFilter {
+        code: op::JEQ_K,
+        jt: 1,
+        jf: 0,
+        k: 0,
+    });
+    prog.push(plain(op::RET_K, KEEP_ALL));
+    // The filter starts as the kernel starts a program, with A and X zero.
+    prog.push(plain(op::LD_IMM, 0));
+    prog.push(plain(op::LDX_IMM, 0));
+    prog.extend(filter.iter().map(|ins| {
+        if ins.code == op::RET_K && ins.k != 0 {
+            plain(op::RET_K, KEEP_ALL)
+        } else {
+            *ins
+        }
+    }));
+    (prog.len() <= MAX_INSTRUCTIONS).then_some(prog)
+}
+
 pub fn accept_all() -> Vec<SockFilter> {
     vec![SockFilter {
         code: op::RET_K,
@@ -253,6 +314,12 @@ mod tests {
 
     /// Runs the subset of classic BPF the filters use, as the kernel would.
     fn run(prog: &[SockFilter], frame: &[u8]) -> u32 {
+        run_tagged(prog, frame, false)
+    }
+
+    /// [`run`], for a frame whose VLAN tag the kernel did (`tag_in_metadata`) or did not move
+    /// out of it.
+    fn run_tagged(prog: &[SockFilter], frame: &[u8], tag_in_metadata: bool) -> u32 {
         let mut a = 0u32;
         let mut x = 0usize;
         let mut pc = 0usize;
@@ -260,6 +327,11 @@ mod tests {
             let ins = prog[pc];
             let k = ins.k as usize;
             match ins.code {
+                op::LD_IMM => a = ins.k,
+                op::LDX_IMM => x = k,
+                op::LD_W_ABS if ins.k == VLAN_TAG_PRESENT => a = u32::from(tag_in_metadata),
+                // Jump if A & k (libpcap's fragment-offset test).
+                0x45 => pc += usize::from(if a & ins.k != 0 { ins.jt } else { ins.jf }),
                 op::LDH_ABS => match frame.get(k..k + 2) {
                     Some(b) => a = u32::from(u16::from_be_bytes([b[0], b[1]])),
                     None => return 0,
@@ -305,6 +377,69 @@ mod tests {
         }
         f.extend_from_slice(&l3);
         f
+    }
+
+    /// The operator's filter runs on what ours keeps, untagged frames only; its verdict is
+    /// taken, its length is not.
+    #[test]
+    fn the_operator_filter_runs_after_ours() {
+        // libpcap's `ip` for Ethernet: ldh [12]; jeq #0x800, 0, 1; ret #262144; ret #0.
+        let ip_only = [
+            SockFilter {
+                code: op::LDH_ABS,
+                jt: 0,
+                jf: 0,
+                k: 12,
+            },
+            SockFilter {
+                code: op::JEQ_K,
+                jt: 0,
+                jf: 1,
+                k: 0x0800,
+            },
+            SockFilter {
+                code: op::RET_K,
+                jt: 0,
+                jf: 0,
+                k: 96,
+            },
+            SockFilter {
+                code: op::RET_K,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+        ];
+        let p = tcp_and_tunnels_matching(&ip_only).expect("fits");
+        assert_eq!(p.len(), tcp_and_tunnels().len() + 5 + ip_only.len());
+        let tcp4 = frame(&[], 0x0800, IPV4_PROTOCOL as usize, 6);
+        let tcp6 = frame(&[], 0x86dd, IPV6_NEXT_HEADER as usize, 6);
+        let udp4 = frame(&[], 0x0800, IPV4_PROTOCOL as usize, 17);
+        assert_eq!(run(&p, &tcp4), KEEP_ALL);
+        assert_eq!(run(&p, &tcp6), 0, "ours keeps it, the operator's does not");
+        assert_eq!(run(&p, &udp4), 0, "ours drops it");
+        // A tag in metadata: user space decides with the tag put back.
+        assert_eq!(run_tagged(&p, &tcp6, true), KEEP_ALL);
+        assert_eq!(run_tagged(&p, &udp4, true), 0);
+        let too_long = vec![ip_only[0]; MAX_INSTRUCTIONS];
+        assert_eq!(tcp_and_tunnels_matching(&too_long), None);
+    }
+
+    /// libpcap's own program for an expression, through [`CaptureFilter::socket_program`].
+    #[test]
+    fn a_libpcap_filter_selects_in_the_kernel_program() {
+        let filter = crate::capture::CaptureFilter::new("tcp port 443").expect("compiles");
+        let p = tcp_and_tunnels_matching(&filter.socket_program().expect("instructions"))
+            .expect("fits");
+        let segment = |dport: u16| {
+            let mut f = frame(&[], 0x0800, IPV4_PROTOCOL as usize, 6);
+            f[14] = 0x45;
+            f[14 + 22..14 + 24].copy_from_slice(&dport.to_be_bytes());
+            f
+        };
+        assert_eq!(run(&p, &segment(443)), KEEP_ALL);
+        assert_eq!(run(&p, &segment(80)), 0);
+        assert_eq!(run_tagged(&p, &segment(80), true), KEEP_ALL);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! - [`AfPacketQueue::open`] makes one ring socket: a TPACKET_V3 RX ring mapped into the process,
 //!   bound to the interface (both directions: frames received and frames the host sends), a
-//!   classic BPF filter keeping TCP only, and membership in the process's hash fanout group for
+//!   classic BPF filter keeping TCP and tunnel carriers (and what `--filter` selects), and membership in the process's hash fanout group for
 //!   that interface, so N sockets share the traffic with each connection on one socket.
 //! - [`AfPacketQueue::recv_batch`] (through [`LiveQueue`](super::LiveQueue)) hands the frames of
 //!   one ring block to a callback in place, with the kernel's nanosecond receive time, and gives
@@ -17,6 +17,7 @@ mod filter;
 mod queue;
 mod ring;
 
+pub use crate::sys::packet::SockFilter;
 pub use queue::AfPacketQueue;
 
 /// Settings of [`AfPacketQueue::open`]. Memory is `block_size × block_count` per ring (32 MiB by
@@ -43,6 +44,9 @@ pub struct AfPacketOptions {
     pub promiscuous: bool,
     /// Every frame, not only TCP.
     pub capture_all: bool,
+    /// The operator's capture filter (`--filter`) as classic BPF for Ethernet, run in the
+    /// kernel on the frames the ring would take, so those it rejects are never copied.
+    pub filter: Option<Vec<SockFilter>>,
 }
 
 impl Default for AfPacketOptions {
@@ -54,6 +58,7 @@ impl Default for AfPacketOptions {
             retire_ms: 4,
             promiscuous: false,
             capture_all: false,
+            filter: None,
         }
     }
 }

@@ -140,10 +140,19 @@ impl AfPacketQueue {
         if opts.promiscuous {
             socket::promiscuous(raw, ifindex).map_err(|e| failed("promiscuous mode", e))?;
         }
-        let prog = if opts.capture_all {
-            filter::accept_all()
-        } else {
-            filter::tcp_and_tunnels()
+        let prog = match (&opts.filter, opts.capture_all) {
+            (Some(f), false) => {
+                filter::tcp_and_tunnels_matching(f).ok_or_else(|| LiveError::AfPacketOptions {
+                    detail: format!(
+                        "the capture filter compiles to {} instructions, too many for a \
+                         socket filter with tcpulse's own",
+                        f.len()
+                    ),
+                })?
+            }
+            (None, false) => filter::tcp_and_tunnels(),
+            // Every frame reaches user space, which runs the filter there.
+            (_, true) => filter::accept_all(),
         };
         socket::attach_filter(raw, &prog).map_err(|e| failed("filter", e))?;
         Ok(AfPacketQueue {
