@@ -172,6 +172,8 @@ fn tcp_record(
     rec.mss = options.mss;
     rec.wscale = options.wscale;
     rec.options |= options.present;
+    rec.tsval = options.tsval;
+    rec.tsecr = options.tsecr;
     if tcp.is_truncated() {
         rec.options |= opt::TRUNCATED_PAYLOAD;
     }
@@ -246,6 +248,8 @@ mod tests {
             flags: flags::SYN,
             wscale: 7,
             options: opt::SACK_PERMITTED | opt::TIMESTAMP,
+            tsval: 0x0a0b_0c0d,
+            tsecr: 0,
             vlan: 0,
             encaps: 0,
             tunnel: None,
@@ -336,6 +340,8 @@ mod tests {
             flags: flags::SYN | flags::ACK,
             wscale: 9,
             options: opt::SACK_PERMITTED | opt::TIMESTAMP,
+            tsval: 0x1122_3344,
+            tsecr: 0x0a0b_0c0d,
             vlan: 0,
             encaps: 0,
             tunnel: None,
@@ -388,6 +394,8 @@ mod tests {
                 rec,
                 PacketRecord {
                     options: opt::TRUNCATED_PAYLOAD | opt::TRUNCATED_OPTIONS,
+                    tsval: 0,
+                    tsecr: 0,
                     ..full
                 },
                 "{cut}"

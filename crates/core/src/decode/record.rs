@@ -139,6 +139,9 @@ pub struct PacketRecord {
     pub wscale: u8,
     /// Bit set of [`opt`] describing which options were present.
     pub options: u8,
+    /// TSval and TSecr of the timestamps option ([`opt::TIMESTAMP`]); 0 without it.
+    pub tsval: u32,
+    pub tsecr: u32,
     /// Outermost VLAN id, 0 when untagged.
     pub vlan: u16,
     /// Every encapsulation the frame came through, as [`Encap`] bits.

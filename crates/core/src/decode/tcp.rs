@@ -56,6 +56,9 @@ pub(crate) struct TcpOptions {
     pub wscale: u8,
     /// [`opt`] bits of the options seen.
     pub present: u8,
+    /// TSval and TSecr of the timestamps option; 0 when absent.
+    pub tsval: u32,
+    pub tsecr: u32,
 }
 
 impl<'a> TcpSegment<'a> {
@@ -140,11 +143,17 @@ impl<'a> TcpSegment<'a> {
             mss: 0,
             wscale: NO_WSCALE,
             present: 0,
+            tsval: 0,
+            tsecr: 0,
         };
         // Past the handshake, stacks with timestamps on (Linux, macOS) send exactly NOP, NOP,
         // timestamps: take that in one comparison instead of three trips round the loop.
-        if let [kind::NOP, kind::NOP, kind::TIMESTAMP, 10, _, _, _, _, _, _, _, _] = *self.options {
+        if let [kind::NOP, kind::NOP, kind::TIMESTAMP, 10, v0, v1, v2, v3, e0, e1, e2, e3] =
+            *self.options
+        {
             out.present = opt::TIMESTAMP;
+            out.tsval = u32::from_be_bytes([v0, v1, v2, v3]);
+            out.tsecr = u32::from_be_bytes([e0, e1, e2, e3]);
             return Ok(out);
         }
         let mut rest = self.options;
@@ -171,8 +180,10 @@ impl<'a> TcpSegment<'a> {
                         (kind::SACK, _) if !body.is_empty() && body.len() % 8 == 0 => {
                             out.present |= opt::SACK;
                         }
-                        (kind::TIMESTAMP, &[_, _, _, _, _, _, _, _]) => {
+                        (kind::TIMESTAMP, &[v0, v1, v2, v3, e0, e1, e2, e3]) => {
                             out.present |= opt::TIMESTAMP;
+                            out.tsval = u32::from_be_bytes([v0, v1, v2, v3]);
+                            out.tsecr = u32::from_be_bytes([e0, e1, e2, e3]);
                         }
                         _ => {}
                     }
@@ -234,6 +245,8 @@ mod tests {
                 mss: 1460,
                 wscale: 7,
                 present: opt::SACK_PERMITTED | opt::TIMESTAMP,
+                tsval: 0x0a0b_0c0d,
+                tsecr: 0,
             })
         );
     }
@@ -318,6 +331,8 @@ mod tests {
                 mss: 1200,
                 wscale: NO_WSCALE,
                 present: 0,
+                tsval: 0,
+                tsecr: 0,
             })
         );
     }
@@ -339,6 +354,8 @@ mod tests {
             mss: 0,
             wscale: NO_WSCALE,
             present: opt::TIMESTAMP,
+            tsval: 0x0102_0304,
+            tsecr: 0x0506_0708,
         });
         // NOP NOP TS takes the shortcut; the other orders go round the loop.
         assert_eq!(options(&[&[1, 1][..], &ts].concat()), expected);

@@ -4,6 +4,7 @@ pub mod anonymize;
 pub mod conn;
 pub mod engine;
 pub mod key;
+pub mod latency;
 mod segment;
 pub mod seq_analysis;
 pub mod servers;

@@ -1,0 +1,549 @@
+//! Latency all through a connection: round-trip times split at the tap in two legs, as the
+//! handshake is split — the *server leg* (tap → server → tap) and the *client leg* (tap →
+//! client → tap) — and the server's response time per request/response turn.
+//!
+//! An RTT sample times one segment to the first segment of the other direction that answers it,
+//! both as they pass the tap; the leg is the answering side's (a client segment answered by the
+//! server is a server-leg sample). Per segment, one of two sources (`RttSource`):
+//! - **timestamps**, when the segment carries the option: the first segment of a direction with
+//!   a TSval newer than every TSval timed before is timed; the first segment of the other
+//!   direction whose TSecr echoes it ends the sample. A repeated TSval (stacks tick once per
+//!   millisecond), an older one (reordering) and a second echo give nothing; a resend carries a
+//!   TSval of its own, so retransmissions need no rule.
+//! - **sequence/ACK**, without timestamps: a segment with payload, SYN or FIN whose end is beyond
+//!   every end timed before is timed; the ACK whose number equals that end ends the sample (the
+//!   segment an ACK acknowledges last, as Wireshark's `ack_rtt` pairs them). Karn's rule: a
+//!   retransmission spends the timed segments it overlaps, so no resent range gives a sample.
+//!
+//! The state of a flow is [`Latency`] (48 bytes): per direction two timed events, each the value
+//! it waits for (TSval or end sequence number) and the low 32 bits of its capture time, made whole
+//! against the flow's last packet time. An event older than [`MAX_SAMPLE_NS`] is dropped, so the
+//! low bits never wrap; with more than two segments in flight per direction, the oldest are no
+//! longer timed (bulk transfers give fewer samples than ACKs).
+//!
+//! **Response time** (application latency): a turn opens at the first new payload byte the
+//! client sends while no turn is open, and closes at the server's first new payload byte after
+//! it; the time between is the sample. Pipelined requests before an answer belong to the turn
+//! of the first; further server data before the client's next payload belongs to the same
+//! answer; payload the server sends with no turn open (banners, pushes) opens none; resent
+//! payload never counts. An idle gap inside a turn counts in full (a long poll is a long
+//! response). Which side is the client is the flow's (the SYN's sender, else guessed).
+
+use super::conn::{C2S, S2C};
+use super::seq_analysis::verdict;
+use crate::decode::flags::{ACK, FIN, SYN};
+use crate::decode::{opt, PacketRecord};
+
+/// Events waiting longer than this are dropped: a sample of more than 4 s is not taken (the
+/// low 32 bits of a time wrap after 4.29 s).
+pub const MAX_SAMPLE_NS: u64 = 4_000_000_000;
+
+/// Timed events held per direction.
+const SLOTS: usize = 2;
+
+/// Where RTT samples come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RttSource {
+    /// Timestamps where a segment carries them, sequence/ACK otherwise.
+    #[default]
+    Auto,
+    /// Timestamps only (as ePPing and pping).
+    Timestamps,
+    /// Sequence/ACK only, whether or not segments carry timestamps (as tcptrace and Wireshark).
+    SeqAck,
+}
+
+/// What the latency measurement is told.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencyConfig {
+    pub source: RttSource,
+    /// At most one event timed per direction in this much capture time (0: no limit), as
+    /// ePPing's `--rate-limit`.
+    pub rate_limit_ns: u64,
+}
+
+/// Which side answered an RTT sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leg {
+    /// Tap → server → tap.
+    Server,
+    /// Tap → client → tap.
+    Client,
+}
+
+/// How an RTT sample was paired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Timestamps,
+    SeqAck,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RttSample {
+    pub leg: Leg,
+    pub source: Source,
+    pub ns: u64,
+}
+
+/// What one segment yielded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Samples {
+    pub rtt: Option<RttSample>,
+    /// The server's response time of the turn this segment closed.
+    pub response_ns: Option<u64>,
+}
+
+/// One timed event: the value that ends it and the low 32 bits of its capture time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Timed {
+    value: u32,
+    low_ns: u32,
+}
+
+/// Bits of [`Latency::held`], per direction.
+mod held {
+    /// Slot i holds an event (i = 0 the older, 1 the newer).
+    pub const SLOT: [u8; 2] = [1 << 0, 1 << 1];
+    /// Slot i's event was answered or given up, but still marks the newest value timed.
+    pub const SPENT: [u8; 2] = [1 << 2, 1 << 3];
+    /// The events are TSvals (else end sequence numbers).
+    pub const TIMESTAMPS: u8 = 1 << 4;
+}
+
+/// The latency state of one flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Latency {
+    /// Capture time of the open turn's first client payload byte; 0 when no turn is open.
+    turn_ns: u64,
+    /// Per direction of the sender (`C2S`, `S2C`), its timed events, oldest first.
+    timed: [[Timed; SLOTS]; 2],
+    held: [u8; 2],
+}
+
+#[inline]
+fn seq_gt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+#[inline]
+fn seq_le(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) <= 0
+}
+
+impl Latency {
+    /// Runs one segment sent by direction `di` through the measurement. `prev_last_ns` is the
+    /// flow's latest capture time before this segment (0 for its first); `verdict` the
+    /// sequence analysis's bits for it.
+    #[inline]
+    pub fn on_segment(
+        &mut self,
+        cfg: &LatencyConfig,
+        rec: &PacketRecord,
+        di: usize,
+        prev_last_ns: u64,
+        seg_verdict: u16,
+    ) -> Samples {
+        let now = rec.ts_ns;
+        let resent = seg_verdict & verdict::RETRANSMISSION != 0;
+        let mut out = Samples::default();
+        if self.held != [0, 0] {
+            self.drop_old(prev_last_ns, now);
+            out.rtt = self.answer(rec, 1 - di, prev_last_ns);
+        }
+        self.time(cfg, rec, di, prev_last_ns, resent);
+        if rec.payload_len > 0 && !resent {
+            if di == C2S {
+                if self.turn_ns == 0 {
+                    self.turn_ns = now.max(1);
+                }
+            } else if self.turn_ns != 0 {
+                out.response_ns = Some(now.saturating_sub(self.turn_ns));
+                self.turn_ns = 0;
+            }
+        }
+        out
+    }
+
+    /// Full capture time of `t`, exact while it is at most [`MAX_SAMPLE_NS`] older than
+    /// `prev_last_ns` (what [`Latency::drop_old`] keeps true).
+    #[inline]
+    fn time_of(t: Timed, prev_last_ns: u64) -> u64 {
+        let age = u64::from((prev_last_ns as u32).wrapping_sub(t.low_ns));
+        prev_last_ns.saturating_sub(age)
+    }
+
+    /// Drops events that are more than [`MAX_SAMPLE_NS`] old at `now`.
+    fn drop_old(&mut self, prev_last_ns: u64, now: u64) {
+        for d in [C2S, S2C] {
+            for i in 0..SLOTS {
+                if self.held[d] & held::SLOT[i] != 0 {
+                    let at = Self::time_of(self.timed[d][i], prev_last_ns);
+                    if now.saturating_sub(at) > MAX_SAMPLE_NS {
+                        self.held[d] &= !(held::SLOT[i] | held::SPENT[i]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The sample this segment's answer ends, of the events timed by direction `ri`.
+    #[inline]
+    fn answer(&mut self, rec: &PacketRecord, ri: usize, prev_last_ns: u64) -> Option<RttSample> {
+        let h = self.held[ri];
+        if h & (held::SLOT[0] | held::SLOT[1]) == 0 || rec.flags & ACK == 0 {
+            return None;
+        }
+        let (source, wanted) = if h & held::TIMESTAMPS != 0 {
+            if rec.options & opt::TIMESTAMP == 0 || rec.tsecr == 0 {
+                return None;
+            }
+            (Source::Timestamps, rec.tsecr)
+        } else {
+            (Source::SeqAck, rec.ack)
+        };
+        let mut sample = None;
+        for i in 0..SLOTS {
+            if h & held::SLOT[i] == 0 {
+                continue;
+            }
+            let t = self.timed[ri][i];
+            // Answered (echoed or acknowledged) or passed over: an event older than the one
+            // answered will never be answered by itself.
+            if !seq_le(t.value, wanted) {
+                continue;
+            }
+            if t.value == wanted && h & held::SPENT[i] == 0 {
+                let at = Self::time_of(t, prev_last_ns);
+                if rec.ts_ns >= at {
+                    sample = Some(RttSample {
+                        leg: if ri == C2S { Leg::Server } else { Leg::Client },
+                        source,
+                        ns: rec.ts_ns - at,
+                    });
+                }
+            }
+            self.held[ri] |= held::SPENT[i];
+        }
+        sample
+    }
+
+    /// Times the segment if it starts a new event of its direction.
+    #[inline]
+    fn time(
+        &mut self,
+        cfg: &LatencyConfig,
+        rec: &PacketRecord,
+        di: usize,
+        prev_last_ns: u64,
+        resent: bool,
+    ) {
+        let has_ts = rec.options & opt::TIMESTAMP != 0;
+        let use_ts = match cfg.source {
+            RttSource::Auto => has_ts,
+            RttSource::Timestamps if has_ts => true,
+            RttSource::Timestamps => return,
+            RttSource::SeqAck => false,
+        };
+        let value = if use_ts {
+            rec.tsval
+        } else {
+            if resent {
+                // Karn: the resent range is ambiguous; spend every timed end beyond its start.
+                for i in 0..SLOTS {
+                    if self.held[di] & held::SLOT[i] != 0
+                        && self.held[di] & held::TIMESTAMPS == 0
+                        && seq_gt(self.timed[di][i].value, rec.seq)
+                    {
+                        self.held[di] |= held::SPENT[i];
+                    }
+                }
+                return;
+            }
+            let syn_fin = u32::from(rec.flags & (SYN | FIN) != 0);
+            if rec.payload_len == 0 && syn_fin == 0 {
+                return;
+            }
+            rec.seq.wrapping_add(rec.payload_len).wrapping_add(syn_fin)
+        };
+        let h = self.held[di];
+        if (h & held::TIMESTAMPS != 0) != use_ts {
+            // The source changed (timestamps appeared or stopped): start over.
+            self.held[di] = if use_ts { held::TIMESTAMPS } else { 0 };
+        }
+        let h = self.held[di];
+        let newest = if h & held::SLOT[1] != 0 {
+            Some(self.timed[di][1])
+        } else if h & held::SLOT[0] != 0 {
+            Some(self.timed[di][0])
+        } else {
+            None
+        };
+        if let Some(n) = newest {
+            if !seq_gt(value, n.value) {
+                return;
+            }
+            if cfg.rate_limit_ns > 0
+                && rec.ts_ns.saturating_sub(Self::time_of(n, prev_last_ns)) < cfg.rate_limit_ns
+            {
+                return;
+            }
+        }
+        let t = Timed {
+            value,
+            low_ns: rec.ts_ns as u32,
+        };
+        let kind = h & held::TIMESTAMPS;
+        self.held[di] = match (h & held::SLOT[0] != 0, h & held::SLOT[1] != 0) {
+            (false, false) => {
+                self.timed[di][0] = t;
+                kind | held::SLOT[0]
+            }
+            (true, false) => {
+                self.timed[di][1] = t;
+                kind | held::SLOT[0] | held::SLOT[1] | (h & held::SPENT[0])
+            }
+            // Full, or only the newer slot left: the newer becomes the older.
+            (_, true) => {
+                self.timed[di][0] = self.timed[di][1];
+                self.timed[di][1] = t;
+                let spent = if h & held::SPENT[1] != 0 {
+                    held::SPENT[0]
+                } else {
+                    0
+                };
+                kind | held::SLOT[0] | held::SLOT[1] | spent
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::flags::PSH;
+
+    const MS: u64 = 1_000_000;
+    const T0: u64 = 1_700_000_000_000_000_000;
+
+    fn seg(ts: u64, seq: u32, ack: u32, len: u32, flags: u8) -> PacketRecord {
+        PacketRecord {
+            ts_ns: ts,
+            seq,
+            ack,
+            payload_len: len,
+            flags,
+            ..PacketRecord::default()
+        }
+    }
+
+    fn with_ts(mut r: PacketRecord, tsval: u32, tsecr: u32) -> PacketRecord {
+        r.options |= opt::TIMESTAMP;
+        r.tsval = tsval;
+        r.tsecr = tsecr;
+        r
+    }
+
+    /// Feeds `(direction, record, verdict)` in order; returns every sample.
+    fn run(cfg: LatencyConfig, segs: &[(usize, PacketRecord, u16)]) -> Vec<Samples> {
+        let mut l = Latency::default();
+        let mut last = 0;
+        segs.iter()
+            .map(|(d, r, v)| {
+                let s = l.on_segment(&cfg, r, *d, last, *v);
+                last = last.max(r.ts_ns);
+                s
+            })
+            .collect()
+    }
+
+    fn rtts(samples: &[Samples]) -> Vec<(Leg, Source, u64)> {
+        samples
+            .iter()
+            .filter_map(|s| s.rtt.map(|r| (r.leg, r.source, r.ns)))
+            .collect()
+    }
+
+    #[test]
+    fn state_is_small() {
+        assert!(std::mem::size_of::<Latency>() <= 48);
+    }
+
+    /// A request and its answer without timestamps: the request's end is acknowledged 20 ms
+    /// later (server leg), the answer's 5 ms later (client leg); the response took 30 ms.
+    #[test]
+    fn seq_ack_pairs_each_end_with_its_ack() {
+        let (a, s) = (ACK | PSH, ACK);
+        let segs = [
+            (C2S, seg(T0, 1000, 5000, 100, a), 0),
+            (S2C, seg(T0 + 20 * MS, 5000, 1100, 0, s), 0),
+            (S2C, seg(T0 + 30 * MS, 5000, 1100, 300, a), 0),
+            (C2S, seg(T0 + 35 * MS, 1100, 5300, 0, s), 0),
+        ];
+        let out = run(LatencyConfig::default(), &segs);
+        assert_eq!(
+            rtts(&out),
+            [
+                (Leg::Server, Source::SeqAck, 20 * MS),
+                (Leg::Client, Source::SeqAck, 5 * MS)
+            ]
+        );
+        assert_eq!(out[2].response_ns, Some(30 * MS));
+        assert_eq!(out.iter().filter(|s| s.response_ns.is_some()).count(), 1);
+    }
+
+    /// Karn: once a range is resent, the ACK that covers it is no sample; a later new segment
+    /// is timed again.
+    #[test]
+    fn a_resent_range_gives_no_sample() {
+        let a = ACK | PSH;
+        let segs = [
+            (C2S, seg(T0, 1000, 1, 100, a), 0),
+            (
+                C2S,
+                seg(T0 + 300 * MS, 1000, 1, 100, a),
+                verdict::RETRANSMISSION,
+            ),
+            (S2C, seg(T0 + 310 * MS, 1, 1100, 0, ACK), 0),
+            (C2S, seg(T0 + 400 * MS, 1100, 1, 50, a), 0),
+            (S2C, seg(T0 + 412 * MS, 1, 1150, 0, ACK), 0),
+        ];
+        let out = run(LatencyConfig::default(), &segs);
+        assert_eq!(rtts(&out), [(Leg::Server, Source::SeqAck, 12 * MS)]);
+        // The resend opened no second turn and the first turn is still open.
+        assert!(out.iter().all(|s| s.response_ns.is_none()));
+    }
+
+    /// An ACK of two segments is timed from the second (the one it acknowledges last); one in
+    /// the middle of a segment is no sample, the one that then completes it is.
+    #[test]
+    fn delayed_and_partial_acks() {
+        let a = ACK | PSH;
+        let segs = [
+            (C2S, seg(T0, 1000, 1, 100, a), 0),
+            (C2S, seg(T0 + MS, 1100, 1, 100, a), 0),
+            (S2C, seg(T0 + 21 * MS, 1, 1200, 0, ACK), 0),
+            (C2S, seg(T0 + 30 * MS, 1200, 1, 100, a), 0),
+            (S2C, seg(T0 + 50 * MS, 1, 1250, 0, ACK), 0),
+            (S2C, seg(T0 + 51 * MS, 1, 1300, 0, ACK), 0),
+        ];
+        let out = run(LatencyConfig::default(), &segs);
+        assert_eq!(
+            rtts(&out),
+            [
+                (Leg::Server, Source::SeqAck, 20 * MS),
+                (Leg::Server, Source::SeqAck, 21 * MS)
+            ]
+        );
+    }
+
+    /// Timestamps: the first packet with a new TSval is timed, the first echo ends it; repeats
+    /// and second echoes give nothing; the other direction's TSvals time the client leg.
+    #[test]
+    fn timestamps_time_the_first_new_tsval_to_its_first_echo() {
+        let a = ACK | PSH;
+        let segs = [
+            (C2S, with_ts(seg(T0, 1000, 1, 100, a), 50, 7), 0),
+            (C2S, with_ts(seg(T0 + MS / 2, 1100, 1, 100, a), 50, 7), 0),
+            (S2C, with_ts(seg(T0 + 20 * MS, 1, 1200, 0, ACK), 900, 50), 0),
+            (S2C, with_ts(seg(T0 + 21 * MS, 1, 1200, 10, a), 901, 50), 0),
+            (
+                C2S,
+                with_ts(seg(T0 + 27 * MS, 1200, 11, 0, ACK), 77, 901),
+                0,
+            ),
+        ];
+        let out = run(LatencyConfig::default(), &segs);
+        assert_eq!(
+            rtts(&out),
+            [
+                (Leg::Server, Source::Timestamps, 20 * MS),
+                (Leg::Client, Source::Timestamps, 6 * MS)
+            ]
+        );
+        // Sequence/ACK only, on the same packets: the ACK of 1200 ends at the second segment.
+        let seq_only = LatencyConfig {
+            source: RttSource::SeqAck,
+            ..LatencyConfig::default()
+        };
+        assert_eq!(
+            rtts(&run(seq_only, &segs)),
+            [
+                (Leg::Server, Source::SeqAck, 20 * MS - MS / 2),
+                (Leg::Client, Source::SeqAck, 6 * MS)
+            ]
+        );
+    }
+
+    /// A reordered (older) TSval is not timed, and an echo of a newer TSval gives up the older
+    /// events; nothing waits longer than MAX_SAMPLE_NS.
+    #[test]
+    fn reordering_and_old_events() {
+        let a = ACK | PSH;
+        let segs = [
+            (C2S, with_ts(seg(T0, 1000, 1, 10, a), 100, 1), 0),
+            (C2S, with_ts(seg(T0 + MS, 990, 1, 10, a), 99, 1), 0),
+            (C2S, with_ts(seg(T0 + 2 * MS, 1010, 1, 10, a), 101, 1), 0),
+            (S2C, with_ts(seg(T0 + 12 * MS, 1, 1020, 0, ACK), 5, 101), 0),
+            (S2C, with_ts(seg(T0 + 13 * MS, 1, 1020, 0, ACK), 6, 100), 0),
+            (C2S, with_ts(seg(T0 + 20 * MS, 1020, 1, 10, a), 102, 6), 0),
+            (
+                S2C,
+                with_ts(
+                    seg(T0 + 20 * MS + MAX_SAMPLE_NS + 1, 1, 1030, 0, ACK),
+                    7,
+                    102,
+                ),
+                0,
+            ),
+        ];
+        let out = run(LatencyConfig::default(), &segs);
+        assert_eq!(
+            rtts(&out),
+            [
+                (Leg::Server, Source::Timestamps, 10 * MS),
+                (Leg::Client, Source::Timestamps, 7 * MS)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_rate_limit_spaces_timed_events() {
+        let a = ACK | PSH;
+        let cfg = LatencyConfig {
+            rate_limit_ns: 10 * MS,
+            ..LatencyConfig::default()
+        };
+        let mut segs = Vec::new();
+        for i in 0..20u32 {
+            let t = T0 + u64::from(i) * MS;
+            segs.push((C2S, with_ts(seg(t, 1000 + 10 * i, 1, 10, a), 100 + i, 1), 0));
+            segs.push((
+                S2C,
+                with_ts(seg(t + MS / 2, 1, 1010 + 10 * i, 0, ACK), 5, 100 + i),
+                0,
+            ));
+        }
+        assert_eq!(rtts(&run(cfg, &segs)).len(), 2);
+        assert_eq!(rtts(&run(LatencyConfig::default(), &segs)).len(), 20);
+    }
+
+    /// Turns: pipelined requests are one turn; server data with no turn open opens none.
+    #[test]
+    fn response_turns() {
+        let a = ACK | PSH;
+        let segs = [
+            (S2C, seg(T0, 1, 1000, 20, a), 0),
+            (C2S, seg(T0 + MS, 1000, 21, 10, a), 0),
+            (C2S, seg(T0 + 2 * MS, 1010, 21, 10, a), 0),
+            (S2C, seg(T0 + 9 * MS, 21, 1020, 100, a), 0),
+            (S2C, seg(T0 + 10 * MS, 121, 1020, 100, a), 0),
+            (C2S, seg(T0 + 50 * MS, 1020, 221, 10, a), 0),
+            (S2C, seg(T0 + 53 * MS, 221, 1030, 100, a), 0),
+        ];
+        let turns: Vec<u64> = run(LatencyConfig::default(), &segs)
+            .iter()
+            .filter_map(|s| s.response_ns)
+            .collect();
+        assert_eq!(turns, [8 * MS, 3 * MS]);
+    }
+}
