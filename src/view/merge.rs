@@ -144,7 +144,8 @@ type ServerKey = (bool, Endpoint);
 #[derive(Default)]
 struct ServerAcc {
     counters: Counters,
-    hist: Option<LatencyHist>,
+    /// Handshake total, RTT server leg, RTT client leg, response (`ServerRecord::new`'s order).
+    hists: [Option<LatencyHist>; 4],
     gauges: BTreeMap<String, Gauges>,
 }
 
@@ -157,7 +158,8 @@ struct Acc {
     capture: CaptureStats,
     tcp: Counters,
     gauges: BTreeMap<String, Gauges>,
-    hists: [Option<LatencyHist>; 3],
+    /// `HistogramsRecord`'s histograms, in its field order.
+    hists: [Option<LatencyHist>; 6],
     servers: BTreeMap<ServerKey, ServerAcc>,
     servers_omitted: u64,
 }
@@ -172,7 +174,7 @@ impl Acc {
             capture: CaptureStats::default(),
             tcp: Counters::default(),
             gauges: BTreeMap::new(),
-            hists: [None, None, None],
+            hists: Default::default(),
             servers: BTreeMap::new(),
             servers_omitted: 0,
         }
@@ -338,7 +340,14 @@ fn add_record(acc: &mut Acc, rec: &IntervalRecord, stats: &mut ReadStats) {
     keep_latest(&mut acc.gauges, source, tcp_gauges);
 
     let h = &rec.histograms;
-    let summaries = [&h.handshake_total_us, &h.syn_synack_us, &h.synack_ack_us];
+    let summaries = [
+        &h.handshake_total_us,
+        &h.syn_synack_us,
+        &h.synack_ack_us,
+        &h.rtt_server_leg_us,
+        &h.rtt_client_leg_us,
+        &h.response_us,
+    ];
     for (slot, summary) in acc.hists.iter_mut().zip(summaries) {
         add_hist(slot, summary, stats);
     }
@@ -357,7 +366,15 @@ fn add_record(acc: &mut Acc, rec: &IntervalRecord, stats: &mut ReadStats) {
             half_open: row.half_open,
         };
         keep_latest(&mut s.gauges, source, gauges);
-        add_hist(&mut s.hist, &row.handshake_total_us, stats);
+        let rows = [
+            &row.handshake_total_us,
+            &row.rtt_server_leg_us,
+            &row.rtt_client_leg_us,
+            &row.response_us,
+        ];
+        for (slot, summary) in s.hists.iter_mut().zip(rows) {
+            add_hist(slot, summary, stats);
+        }
     }
     acc.servers_omitted = acc.servers_omitted.max(rec.servers_omitted);
 }
@@ -389,9 +406,9 @@ fn finish_acc(acc: &Acc, window: Window, key: u64, top_servers: usize) -> Merged
             s.counters,
             half_open,
             active_flows,
-            s.hist.as_ref(),
+            s.hists.each_ref().map(Option::as_ref),
         ));
-        server_hists.push(s.hist.clone());
+        server_hists.push(s.hists[0].clone());
     }
     let (active_flows, half_open) = sum_gauges(&acc.gauges);
     let summary =
@@ -408,6 +425,9 @@ fn finish_acc(acc: &Acc, window: Window, key: u64, top_servers: usize) -> Merged
             handshake_total_us: summary(&acc.hists[0]),
             syn_synack_us: summary(&acc.hists[1]),
             synack_ack_us: summary(&acc.hists[2]),
+            rtt_server_leg_us: summary(&acc.hists[3]),
+            rtt_client_leg_us: summary(&acc.hists[4]),
+            response_us: summary(&acc.hists[5]),
         },
         servers,
         servers_omitted,
@@ -450,7 +470,7 @@ mod tests {
             let mut counters = Counters::default();
             counters.add(Counter::syn, syn);
             counters.add(Counter::packets, syn);
-            let mut row = ServerRecord::new(false, Endpoint::default(), counters, 0, 0, None);
+            let mut row = ServerRecord::new(false, Endpoint::default(), counters, 0, 0, [None; 4]);
             row.server = name.to_string();
             row.active_flows = active_flows;
             row.handshake_total_us = hist;
@@ -593,7 +613,7 @@ mod edge_tests {
             rec.tcp.counters,
             u64::MAX,
             u64::MAX,
-            None,
+            [None; 4],
         );
         row.server = "10.0.0.1:80".into();
         rec.servers.push(row.clone());

@@ -4,6 +4,7 @@
 //! - [`FlowStats`] (cold): per-direction counters and handshake legs that only the flow record
 //!   reports — kept only when flow records are wanted (`--flows`).
 
+use super::latency::FlowLatency;
 use super::seq_analysis::DirSeq;
 use crate::decode::{Endpoint, Tunnel};
 use crate::schema::flow::{Close, FlowRecord, HandshakeRecord, PerDir, Side, TunnelRecord};
@@ -146,6 +147,7 @@ pub struct FlowStats {
     pub fin_first: Option<u8>,
     /// The innermost tunnel of the flow's first segment.
     pub tunnel: Option<Tunnel>,
+    pub latency: FlowLatency,
 }
 
 impl FlowStats {
@@ -207,6 +209,8 @@ impl FlowStats {
                 outer_src: t.outer_src.to_ip(),
                 outer_dst: t.outer_dst.to_ip(),
             }),
+            rtt: self.latency.rtt_record(),
+            response: self.latency.response_record(),
         }
     }
 }

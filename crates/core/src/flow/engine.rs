@@ -3,8 +3,9 @@
 
 use super::conn::{bit, Conn, FlowStats, C2S, S2C};
 use super::key::{FlowHasher, FlowKey, TunnelKeying};
+use super::latency::{Latency, LatencyConfig, Leg, Samples};
 use super::segment::{self, IntervalHists, Seen};
-use super::servers::{ServerSnapshot, ServerTable};
+use super::servers::{ServerHist, ServerSnapshot, ServerTable};
 use super::table::{FlowTable, InsertError};
 use crate::decode::flags::{ACK, SYN};
 use crate::decode::Endpoint;
@@ -35,6 +36,8 @@ pub struct FlowConfig {
     pub hasher: FlowHasher,
     /// Which tunnel ids are part of the flow key.
     pub tunnel_keying: TunnelKeying,
+    /// RTT sources and rate limit.
+    pub latency: LatencyConfig,
 }
 
 impl Default for FlowConfig {
@@ -49,34 +52,61 @@ impl Default for FlowConfig {
             emit_flows: true,
             hasher: FlowHasher::random(),
             tunnel_keying: TunnelKeying::default(),
+            latency: LatencyConfig::default(),
         }
     }
 }
 
-/// Latency histograms of one interval.
+/// Latency histograms of one interval: the handshake's, the connections' RTT legs and the
+/// servers' response times.
 #[derive(Clone, Debug, Default)]
-pub struct HandshakeHists {
+pub struct LatencyHists {
     pub total: LatencyHist,
     pub syn_synack: LatencyHist,
     pub synack_ack: LatencyHist,
+    pub rtt_server_leg: LatencyHist,
+    pub rtt_client_leg: LatencyHist,
+    pub response: LatencyHist,
 }
 
-impl HandshakeHists {
+impl LatencyHists {
+    fn all(&self) -> [&LatencyHist; 6] {
+        [
+            &self.total,
+            &self.syn_synack,
+            &self.synack_ack,
+            &self.rtt_server_leg,
+            &self.rtt_client_leg,
+            &self.response,
+        ]
+    }
+
+    fn all_mut(&mut self) -> [&mut LatencyHist; 6] {
+        [
+            &mut self.total,
+            &mut self.syn_synack,
+            &mut self.synack_ack,
+            &mut self.rtt_server_leg,
+            &mut self.rtt_client_leg,
+            &mut self.response,
+        ]
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.total.is_empty() && self.syn_synack.is_empty() && self.synack_ack.is_empty()
+        self.all().iter().all(|h| h.is_empty())
     }
 
     /// Empties every histogram, keeping its memory.
     pub fn reset(&mut self) {
-        self.total.reset();
-        self.syn_synack.reset();
-        self.synack_ack.reset();
+        for h in self.all_mut() {
+            h.reset();
+        }
     }
 
-    pub fn merge(&mut self, other: &HandshakeHists) {
-        self.total.merge(&other.total);
-        self.syn_synack.merge(&other.syn_synack);
-        self.synack_ack.merge(&other.synack_ack);
+    pub fn merge(&mut self, other: &LatencyHists) {
+        for (a, b) in self.all_mut().into_iter().zip(other.all()) {
+            a.merge(b);
+        }
     }
 }
 
@@ -86,7 +116,7 @@ pub struct WorkerInterval {
     pub servers: Vec<ServerSnapshot>,
     /// `None` when no handshake completed in the interval (histograms are large; empty
     /// intervals should cost nothing).
-    pub hists: Option<Box<HandshakeHists>>,
+    pub hists: Option<Box<LatencyHists>>,
     pub flows: Vec<FlowRecord>,
     pub flow_table_full: u64,
     pub flow_probe_limit: u64,
@@ -103,7 +133,7 @@ impl WorkerInterval {
             h.reset();
         }
         for s in &mut self.servers {
-            if let Some(h) = &mut s.handshake_total {
+            for h in s.hists.iter_mut().flatten() {
                 h.reset();
             }
         }
@@ -118,10 +148,12 @@ pub struct Engine {
     table: FlowTable<Conn>,
     /// Flow-record counters, parallel to the table's slab; empty unless `emit_flows`.
     stats: Vec<FlowStats>,
+    /// Latency state, parallel to the table's slab.
+    latency: Vec<Latency>,
     servers: ServerTable,
-    hists: Option<Box<HandshakeHists>>,
+    hists: Option<Box<LatencyHists>>,
     /// Histograms handed back by the merger, emptied: the next interval's, without allocating.
-    spare_hists: Option<Box<HandshakeHists>>,
+    spare_hists: Option<Box<LatencyHists>>,
     #[expect(
         clippy::vec_box,
         reason = "the boxes travel to the merger and back inside server snapshots"
@@ -149,6 +181,7 @@ impl Engine {
             } else {
                 Vec::new()
             },
+            latency: Vec::with_capacity(cfg.capacity),
             servers: ServerTable::new(cfg.max_servers, &cfg.hasher),
             hists: None,
             spare_hists: None,
@@ -173,7 +206,7 @@ impl Engine {
         } else {
             0
         };
-        self.table.memory_bytes() + self.table.capacity() * stats
+        self.table.memory_bytes() + self.table.capacity() * (stats + std::mem::size_of::<Latency>())
     }
 
     /// Accounts one TCP segment and returns its analysis verdict bits (`seq_analysis::verdict`).
@@ -259,6 +292,10 @@ impl Engine {
                 return None;
             }
         };
+        match self.latency.get_mut(idx as usize) {
+            Some(slot) => *slot = Latency::default(),
+            None => self.latency.push(Latency::default()),
+        }
         let entry = self.servers.entry(server_idx);
         entry.active_flows += 1;
         entry.counters.inc(Counter::new_flows);
@@ -301,6 +338,7 @@ impl Engine {
     fn update(&mut self, idx: u32, rec: &PacketRecord, src_is_lo: bool) -> u16 {
         let conn = self.table.get_mut(idx);
         let from_client = src_is_lo == conn.client_is_lo();
+        let prev_last_ns = conn.last_ns;
         let verdict = segment::analyse(conn, rec, from_client);
         let server_idx = conn.server_idx;
         let mut seen = Seen {
@@ -320,17 +358,47 @@ impl Engine {
         segment::teardown(&mut seen, sc, &mut half_open);
         let was_half_open = seen.conn.half_open();
         seen.conn.set(bit::HALF_OPEN, half_open);
+        let di = if from_client { C2S } else { S2C };
+        let samples = match self.latency.get_mut(idx as usize) {
+            Some(l) => l.on_segment(&self.cfg.latency, rec, di, prev_last_ns, verdict),
+            None => Samples::default(),
+        };
         let entry = self.servers.entry(server_idx);
-        if let Some(total) = total {
-            let spare = &mut self.spare_server_hists;
-            entry
-                .handshake_total
+        let spare = &mut self.spare_server_hists;
+        let mut record = |which: ServerHist, ns: u64| {
+            entry.hists[which as usize]
                 .get_or_insert_with(|| {
                     spare
                         .pop()
                         .unwrap_or_else(|| Box::new(LatencyHist::per_server()))
                 })
-                .record_ns(total);
+                .record_ns(ns);
+        };
+        if let Some(total) = total {
+            record(ServerHist::HandshakeTotal, total);
+        }
+        if samples != Samples::default() {
+            let h = hists.get();
+            if let Some(rtt) = samples.rtt {
+                let which = match rtt.leg {
+                    Leg::Server => {
+                        h.rtt_server_leg.record_ns(rtt.ns);
+                        ServerHist::RttServerLeg
+                    }
+                    Leg::Client => {
+                        h.rtt_client_leg.record_ns(rtt.ns);
+                        ServerHist::RttClientLeg
+                    }
+                };
+                record(which, rtt.ns);
+            }
+            if let Some(ns) = samples.response_ns {
+                h.response.record_ns(ns);
+                record(ServerHist::Response, ns);
+            }
+            if let Some(st) = self.stats.get_mut(idx as usize) {
+                st.latency.add(&samples);
+            }
         }
         if half_open != was_half_open {
             if half_open {
@@ -444,7 +512,7 @@ impl Engine {
         // The merger empties what it hands back (off this thread's critical path); a share
         // handed back as it was is emptied here.
         for s in part.servers.drain(..) {
-            if let Some(mut h) = s.handshake_total {
+            for mut h in s.hists.into_iter().flatten() {
                 if !h.is_empty() {
                     h.reset();
                 }

@@ -33,6 +33,7 @@ use super::conn::{C2S, S2C};
 use super::seq_analysis::verdict;
 use crate::decode::flags::{ACK, FIN, SYN};
 use crate::decode::{opt, PacketRecord};
+use crate::schema::flow::{LatencySummary, ResponseRecord, RttRecord, RttSourceName};
 
 /// Events waiting longer than this are dropped: a sample of more than 4 s is not taken (the
 /// low 32 bits of a time wrap after 4.29 s).
@@ -317,6 +318,140 @@ impl Latency {
     }
 }
 
+/// Buckets of a flow's log histogram: 4 per octave from 1 µs (2^10 ns) to 2^38 ns (275 s);
+/// shorter samples share the first, longer ones the last.
+const BUCKETS: usize = 112;
+const FIRST_OCTAVE: u32 = 10;
+
+fn bucket_of(ns: u64) -> usize {
+    if ns < 1 << FIRST_OCTAVE {
+        return 0;
+    }
+    let octave = 63 - ns.leading_zeros();
+    let sub = (ns >> (octave - 2)) & 3;
+    (((octave - FIRST_OCTAVE) * 4) as usize + sub as usize).min(BUCKETS - 1)
+}
+
+/// The middle of a bucket's range.
+fn middle_of(bucket: usize) -> u64 {
+    let octave = FIRST_OCTAVE + (bucket / 4) as u32;
+    let sub = (bucket % 4) as u64;
+    let low = (4 + sub) << (octave - 2);
+    low + (1 << (octave - 2)) / 2
+}
+
+/// One latency of one flow: sample count, extremes and a small log histogram for the median.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowLeg {
+    samples: u64,
+    min_ns: u64,
+    max_ns: u64,
+    /// Counts per bucket; when one would pass 255 all are halved (rounding up), which keeps
+    /// the median's bucket for any sample count a flow record is likely to see exactly, and
+    /// close beyond.
+    buckets: [u8; BUCKETS],
+}
+
+impl Default for FlowLeg {
+    fn default() -> Self {
+        FlowLeg {
+            samples: 0,
+            min_ns: u64::MAX,
+            max_ns: 0,
+            buckets: [0; BUCKETS],
+        }
+    }
+}
+
+impl FlowLeg {
+    pub fn add(&mut self, ns: u64) {
+        self.samples += 1;
+        self.min_ns = self.min_ns.min(ns);
+        self.max_ns = self.max_ns.max(ns);
+        let b = bucket_of(ns);
+        if self.buckets[b] == u8::MAX {
+            for c in &mut self.buckets {
+                *c = c.div_ceil(2);
+            }
+        }
+        self.buckets[b] += 1;
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        if self.samples == 0 {
+            return LatencySummary::default();
+        }
+        let total: u64 = self.buckets.iter().map(|&c| u64::from(c)).sum();
+        let mut below = 0;
+        let mut p50 = self.max_ns;
+        for (b, &c) in self.buckets.iter().enumerate() {
+            below += u64::from(c);
+            if below * 2 >= total {
+                p50 = middle_of(b);
+                break;
+            }
+        }
+        LatencySummary {
+            samples: self.samples,
+            min_ns: Some(self.min_ns),
+            p50_ns: Some(p50.clamp(self.min_ns, self.max_ns)),
+            max_ns: Some(self.max_ns),
+        }
+    }
+}
+
+/// A flow's latency samples for its flow record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowLatency {
+    pub server_leg: FlowLeg,
+    pub client_leg: FlowLeg,
+    pub response: FlowLeg,
+    timestamps: bool,
+    seq_ack: bool,
+}
+
+impl FlowLatency {
+    pub fn add(&mut self, s: &Samples) {
+        if let Some(rtt) = s.rtt {
+            match rtt.leg {
+                Leg::Server => self.server_leg.add(rtt.ns),
+                Leg::Client => self.client_leg.add(rtt.ns),
+            }
+            match rtt.source {
+                Source::Timestamps => self.timestamps = true,
+                Source::SeqAck => self.seq_ack = true,
+            }
+        }
+        if let Some(ns) = s.response_ns {
+            self.response.add(ns);
+        }
+    }
+
+    pub fn rtt_record(&self) -> Option<RttRecord> {
+        let source = match (self.timestamps, self.seq_ack) {
+            (true, true) => RttSourceName::Both,
+            (true, false) => RttSourceName::Timestamps,
+            (false, true) => RttSourceName::SeqAck,
+            (false, false) => return None,
+        };
+        Some(RttRecord {
+            server_leg: self.server_leg.summary(),
+            client_leg: self.client_leg.summary(),
+            source,
+        })
+    }
+
+    pub fn response_record(&self) -> Option<ResponseRecord> {
+        let s = self.response.summary();
+        (s.samples > 0).then_some(ResponseRecord {
+            turns: s.samples,
+            min_ns: s.min_ns,
+            p50_ns: s.p50_ns,
+            max_ns: s.max_ns,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +496,36 @@ mod tests {
             .iter()
             .filter_map(|s| s.rtt.map(|r| (r.leg, r.source, r.ns)))
             .collect()
+    }
+
+    #[test]
+    fn a_flow_leg_s_median_is_its_bucket_s_middle_within_the_extremes() {
+        let mut leg = FlowLeg::default();
+        assert_eq!(leg.summary(), LatencySummary::default());
+        leg.add(20 * MS);
+        assert_eq!(leg.summary().p50_ns, Some(20 * MS));
+        for ns in [5 * MS, 21 * MS, 22 * MS, 400 * MS] {
+            leg.add(ns);
+        }
+        let s = leg.summary();
+        assert_eq!(
+            (s.samples, s.min_ns, s.max_ns),
+            (5, Some(5 * MS), Some(400 * MS))
+        );
+        let p50 = s.p50_ns.unwrap();
+        // The exact median is 21 ms; its bucket spans 2^24 * [5/4, 6/4) ns.
+        assert!(p50.abs_diff(21 * MS) * 10 <= 21 * MS, "{p50}");
+        assert_eq!(bucket_of(p50), bucket_of(21 * MS));
+        // Many samples: counts are halved, the median stays in its bucket.
+        let mut many = FlowLeg::default();
+        for i in 0..10_000u64 {
+            many.add(if i % 3 == 0 { 80 * MS } else { 10 * MS });
+        }
+        assert_eq!(
+            bucket_of(many.summary().p50_ns.unwrap()),
+            bucket_of(10 * MS)
+        );
+        assert_eq!(many.summary().samples, 10_000);
     }
 
     #[test]

@@ -12,13 +12,37 @@ use crate::decode::Endpoint;
 use crate::schema::counters::Counters;
 use crate::schema::hist::LatencyHist;
 
+/// The latency histograms kept per server, each allocated on first use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerHist {
+    /// Handshake total times completed this interval.
+    HandshakeTotal,
+    /// RTT samples answered by the server (tap → server → tap).
+    RttServerLeg,
+    /// RTT samples answered by the client (tap → client → tap).
+    RttClientLeg,
+    /// Response times of request/response turns.
+    Response,
+}
+
+impl ServerHist {
+    pub const ALL: [ServerHist; 4] = [
+        ServerHist::HandshakeTotal,
+        ServerHist::RttServerLeg,
+        ServerHist::RttClientLeg,
+        ServerHist::Response,
+    ];
+}
+
+/// One server's histograms, indexed by [`ServerHist`].
+pub type ServerHists = [Option<Box<LatencyHist>>; ServerHist::ALL.len()];
+
 /// Interval counters and live gauges of one server.
 #[derive(Clone, Debug, Default)]
 pub struct ServerEntry {
     pub endpoint: Endpoint,
     pub counters: Counters,
-    /// Handshake total times completed this interval; allocated on first use.
-    pub handshake_total: Option<Box<LatencyHist>>,
+    pub hists: ServerHists,
     /// Flows of this server now in SYN-sent or SYN-received state.
     pub half_open: u32,
     /// Flows of this server now in the table.
@@ -32,7 +56,7 @@ pub struct ServerSnapshot {
     /// True for the bucket that collects servers beyond the table's capacity.
     pub overflow: bool,
     pub counters: Counters,
-    pub handshake_total: Option<Box<LatencyHist>>,
+    pub hists: ServerHists,
     pub half_open: u32,
     pub active_flows: u32,
 }
@@ -111,7 +135,7 @@ impl ServerTable {
                     endpoint: e.endpoint,
                     overflow,
                     counters: e.counters,
-                    handshake_total: e.handshake_total.take(),
+                    hists: std::array::from_fn(|i| e.hists[i].take()),
                     half_open: e.half_open,
                     active_flows: e.active_flows,
                 });

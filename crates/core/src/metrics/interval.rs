@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use super::watch::ServerPattern;
 use crate::decode::Endpoint;
-use crate::flow::engine::{HandshakeHists, WorkerInterval};
-use crate::flow::servers::ServerSnapshot;
+use crate::flow::engine::{LatencyHists, WorkerInterval};
+use crate::flow::servers::{ServerHist, ServerSnapshot};
 use crate::schema::counters::{Counter, Counters};
 use crate::schema::flow::FlowRecord;
-use crate::schema::hist::{HistSummary, LatencyHist};
+use crate::schema::hist::LatencyHist;
 use crate::schema::interval::{
     CaptureStats, HistogramsRecord, IntervalRecord, ServerRecord, TcpRecord,
 };
@@ -20,9 +20,9 @@ use crate::schema::SCHEMA_VERSION;
 struct ServerSum {
     overflow: bool,
     counters: Counters,
-    /// Borrowed from the first share that had one (the others' are added to it), and given
-    /// back to it afterwards: merging copies no histogram.
-    hist: Option<(Box<LatencyHist>, (usize, usize))>,
+    /// Per [`ServerHist`], borrowed from the first share that had one (the others' are added
+    /// to it), and given back to it afterwards: merging copies no histogram.
+    hists: [Option<(Box<LatencyHist>, (usize, usize))>; ServerHist::ALL.len()],
     half_open: u64,
     active_flows: u64,
 }
@@ -48,7 +48,7 @@ pub fn merge_interval(
 ) -> (IntervalRecord, Vec<FlowRecord>) {
     // The first share's histograms collect the others', and go back to it afterwards.
     let first_hists = parts.iter().position(|p| p.hists.is_some());
-    let mut hists: Option<Box<HandshakeHists>> = first_hists.and_then(|i| parts[i].hists.take());
+    let mut hists: Option<Box<LatencyHists>> = first_hists.and_then(|i| parts[i].hists.take());
     let mut servers: BTreeMap<(bool, Endpoint), ServerSum> = BTreeMap::new();
     let mut flows = Vec::with_capacity(parts.iter().map(|p| p.flows.len()).sum());
     let mut drops = capture.drops.clone();
@@ -102,7 +102,7 @@ pub fn merge_interval(
                 s.counters,
                 s.half_open,
                 s.active_flows,
-                s.hist.as_ref().map(|(h, _)| &**h),
+                s.hists.each_ref().map(|h| h.as_ref().map(|(h, _)| &**h)),
             )
         })
         .collect();
@@ -121,12 +121,11 @@ pub fn merge_interval(
                 handshake_total_us: h.total.summary(),
                 syn_synack_us: h.syn_synack.summary(),
                 synack_ack_us: h.synack_ack.summary(),
+                rtt_server_leg_us: h.rtt_server_leg.summary(),
+                rtt_client_leg_us: h.rtt_client_leg.summary(),
+                response_us: h.response.summary(),
             },
-            None => HistogramsRecord {
-                handshake_total_us: HistSummary::default(),
-                syn_synack_us: HistSummary::default(),
-                synack_ack_us: HistSummary::default(),
-            },
+            None => HistogramsRecord::default(),
         },
         servers: server_json,
         servers_omitted,
@@ -138,8 +137,10 @@ pub fn merge_interval(
         parts[i].hists = hists;
     }
     for sum in servers.into_values() {
-        if let Some((h, (pi, si))) = sum.hist {
-            parts[pi].servers[si].handshake_total = Some(h);
+        for (which, slot) in IntoIterator::into_iter(sum.hists).enumerate() {
+            if let Some((h, (pi, si))) = slot {
+                parts[pi].servers[si].hists[which] = Some(h);
+            }
         }
     }
     (record, flows)
@@ -155,10 +156,12 @@ fn add_server(
     sum.counters.merge(&s.counters);
     sum.half_open += u64::from(s.half_open);
     sum.active_flows += u64::from(s.active_flows);
-    match (&mut sum.hist, &s.handshake_total) {
-        (Some((acc, _)), Some(h)) => acc.merge(h),
-        (None, Some(_)) => sum.hist = s.handshake_total.take().map(|h| (h, at)),
-        (_, None) => {}
+    for (acc, h) in sum.hists.iter_mut().zip(s.hists.iter_mut()) {
+        match (acc, h) {
+            (Some((acc, _)), Some(h)) => acc.merge(h),
+            (acc @ None, h @ Some(_)) => *acc = h.take().map(|h| (h, at)),
+            (_, None) => {}
+        }
     }
 }
 

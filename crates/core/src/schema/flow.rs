@@ -88,6 +88,50 @@ pub struct FlowRecord {
     /// flows seen without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<TunnelRecord>,
+    /// Round-trip times all through the connection, per leg; absent when none was sampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt: Option<RttRecord>,
+    /// The server's response times per request/response turn; absent when no turn ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseRecord>,
+}
+
+/// The samples of one latency: how many, the least, the median and the most. The median is
+/// that of a log histogram of 4 buckets per octave (the middle of the median's bucket, within
+/// the least and the most): within 10 % of the exact median.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencySummary {
+    pub samples: u64,
+    pub min_ns: Option<u64>,
+    pub p50_ns: Option<u64>,
+    pub max_ns: Option<u64>,
+}
+
+/// Where a flow's RTT samples came from.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RttSourceName {
+    Timestamps,
+    SeqAck,
+    Both,
+}
+
+/// RTT samples of a flow, split at the tap: `server_leg` tap → server → tap, `client_leg`
+/// tap → client → tap.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RttRecord {
+    pub server_leg: LatencySummary,
+    pub client_leg: LatencySummary,
+    pub source: RttSourceName,
+}
+
+/// Response times of a flow's request/response turns.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResponseRecord {
+    pub turns: u64,
+    pub min_ns: Option<u64>,
+    pub p50_ns: Option<u64>,
+    pub max_ns: Option<u64>,
 }
 
 /// A tunnel a flow came through.

@@ -247,12 +247,19 @@ pub struct TcpRecord {
     pub half_open: u64,
 }
 
-/// `histograms`: handshake times over every server, in µs.
-#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+/// `histograms`: latencies over every server, in µs: the handshake's, the connections' RTT
+/// legs all through them, and the servers' response times.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Default, PartialEq)]
 pub struct HistogramsRecord {
     pub handshake_total_us: HistSummary,
     pub syn_synack_us: HistSummary,
     pub synack_ack_us: HistSummary,
+    /// RTT samples answered by the servers: tap → server → tap.
+    pub rtt_server_leg_us: HistSummary,
+    /// RTT samples answered by the clients: tap → client → tap.
+    pub rtt_client_leg_us: HistSummary,
+    /// Server response times per request/response turn.
+    pub response_us: HistSummary,
 }
 
 /// One listed server.
@@ -267,6 +274,9 @@ pub struct ServerRecord {
     pub backlog_pressure: f64,
     pub retransmit_ratio: f64,
     pub handshake_total_us: HistSummary,
+    pub rtt_server_leg_us: HistSummary,
+    pub rtt_client_leg_us: HistSummary,
+    pub response_us: HistSummary,
 }
 
 /// What one destination got and lost, since the previous interval record it received
@@ -332,8 +342,9 @@ impl ServerRecord {
         counters: Counters,
         half_open: u64,
         active_flows: u64,
-        hist: Option<&LatencyHist>,
+        hists: [Option<&LatencyHist>; 4],
     ) -> Self {
+        let summary = |i: usize| hists[i].map(LatencyHist::summary).unwrap_or_default();
         ServerRecord {
             server: if overflow {
                 "other".to_string()
@@ -345,7 +356,10 @@ impl ServerRecord {
             active_flows,
             backlog_pressure: round4(counters.backlog_pressure()),
             retransmit_ratio: round4(counters.retransmit_ratio()),
-            handshake_total_us: hist.map(LatencyHist::summary).unwrap_or_default(),
+            handshake_total_us: summary(0),
+            rtt_server_leg_us: summary(1),
+            rtt_client_leg_us: summary(2),
+            response_us: summary(3),
         }
     }
 
@@ -374,11 +388,7 @@ impl IntervalRecord {
             source,
             capture: CaptureStats::default().to_record(),
             tcp: TcpRecord::new(Counters::default(), 0, 0),
-            histograms: HistogramsRecord {
-                handshake_total_us: HistSummary::default(),
-                syn_synack_us: HistSummary::default(),
-                synack_ack_us: HistSummary::default(),
-            },
+            histograms: HistogramsRecord::default(),
             servers: Vec::new(),
             servers_omitted: 0,
             merged: None,

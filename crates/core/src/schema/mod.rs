@@ -17,7 +17,7 @@ pub use interval::IntervalRecord;
 
 /// The version of the record layout, in every record as `schema_version`. It changes when a
 /// field is added, removed or changes meaning; readers take records of this version only.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One line of tcpulse's output, whichever record it is; its `type` says which.
 #[derive(Deserialize, JsonSchema, Debug, Clone, PartialEq)]
