@@ -77,6 +77,13 @@ impl Config {
             "half_closed_stall",
         );
         overlay(&mut t.key_tunnel, ft.key_tunnel, cli, "key_tunnel");
+        overlay(&mut t.rtt_source, ft.rtt_source, cli, "rtt_source");
+        overlay(
+            &mut t.rtt_rate_limit,
+            ft.rtt_rate_limit,
+            cli,
+            "rtt_rate_limit",
+        );
     }
 
     /// Every setting a `run` uses, in the file's terms (an empty interface is left out).
@@ -123,6 +130,8 @@ impl Config {
                 close_linger: Some(p.table.close_linger),
                 half_closed_stall: Some(p.table.half_closed_stall),
                 key_tunnel: Some(p.table.key_tunnel),
+                rtt_source: Some(p.table.rtt_source),
+                rtt_rate_limit: Some(p.table.rtt_rate_limit),
             },
             output: OutputSection {
                 records: Some(p.output.clone()),

@@ -338,6 +338,17 @@ pub struct TableArgs {
     /// directions under one VNI) or `all` (also GRE keys, ERSPAN sessions and GTP-U TEIDs).
     #[arg(long, default_value = "none", value_parser = crate::config::checks::parse_key_tunnel)]
     pub key_tunnel: tcpulse_core::flow::TunnelKeying,
+
+    /// Where RTT samples come from: `auto` (TCP timestamps where a segment carries them, else
+    /// sequence numbers to ACKs), `timestamps` (only those, as ePPing) or `seq-ack` (only
+    /// sequence/ACK, as tcptrace and Wireshark's ack_rtt).
+    #[arg(long, default_value = "auto", value_parser = crate::config::checks::parse_rtt_source)]
+    pub rtt_source: tcpulse_core::flow::latency::RttSource,
+
+    /// Time at most one segment per flow and direction in this long (`0s`: every new one), as
+    /// ePPing's --rate-limit.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub rtt_rate_limit: Duration,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -354,6 +365,10 @@ impl TableArgs {
             close_linger_ns: nanos(self.close_linger),
             half_closed_stall_ns: nanos(self.half_closed_stall),
             tunnel_keying: self.key_tunnel,
+            latency: tcpulse_core::flow::latency::LatencyConfig {
+                source: self.rtt_source,
+                rate_limit_ns: nanos(self.rtt_rate_limit),
+            },
             ..FlowConfig::default()
         }
     }

@@ -1,6 +1,7 @@
 //! Checks of the settings the command line and the configuration file share: the same limits
 //! and the same messages whichever way a value was given.
 
+use tcpulse_core::flow::latency::RttSource;
 use tcpulse_core::flow::TunnelKeying;
 use tcpulse_io::capture::xdp::XdpMode;
 use tcpulse_io::capture::CaptureKind;
@@ -75,6 +76,10 @@ pub fn parse_filter(text: &str) -> Result<String, String> {
 
 pub fn parse_key_tunnel(text: &str) -> Result<TunnelKeying, String> {
     TunnelKeying::parse(text).ok_or_else(|| format!("`{text}`: use none, vni or all"))
+}
+
+pub fn parse_rtt_source(text: &str) -> Result<RttSource, String> {
+    RttSource::parse(text).ok_or_else(|| format!("`{text}`: use auto, timestamps or seq-ack"))
 }
 
 pub fn parse_xdp_mode(text: &str) -> Result<XdpMode, String> {

@@ -208,6 +208,22 @@ pub struct FlowTableSection {
         skip_serializing_if = "Option::is_none"
     )]
     pub key_tunnel: Option<tcpulse_core::flow::TunnelKeying>,
+    /// Where RTT samples come from: `"auto"`, `"timestamps"` or `"seq-ack"` (`--rtt-source`).
+    /// Default `"auto"`.
+    #[serde(
+        default,
+        with = "value::rtt_source",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rtt_source: Option<tcpulse_core::flow::latency::RttSource>,
+    /// At most one timed segment per flow and direction in this long (`--rtt-rate-limit`).
+    /// Default `"0s"` (no limit).
+    #[serde(
+        default,
+        with = "value::duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rtt_rate_limit: Option<Duration>,
 }
 
 /// `[output]`: where records go.

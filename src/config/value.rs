@@ -98,6 +98,26 @@ pub mod filter {
     }
 }
 
+pub mod rtt_source {
+    use super::*;
+    use tcpulse_core::flow::latency::RttSource;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RttSource>, D::Error> {
+        parsed(
+            d,
+            "\"auto\", \"timestamps\" or \"seq-ack\"",
+            checks::parse_rtt_source,
+        )
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<RttSource>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(k) => s.serialize_str(k.name()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 pub mod key_tunnel {
     use super::*;
     use tcpulse_core::flow::TunnelKeying;

@@ -3,7 +3,7 @@
 
 use super::conn::{bit, Conn, FlowStats, C2S, S2C};
 use super::key::{FlowHasher, FlowKey, TunnelKeying};
-use super::latency::{Latency, LatencyConfig, Leg, Samples};
+use super::latency::{Latency, LatencyConfig, Leg, RttSample, Samples};
 use super::segment::{self, IntervalHists, Seen};
 use super::servers::{ServerHist, ServerSnapshot, ServerTable};
 use super::table::{FlowTable, InsertError};
@@ -38,6 +38,9 @@ pub struct FlowConfig {
     pub tunnel_keying: TunnelKeying,
     /// RTT sources and rate limit.
     pub latency: LatencyConfig,
+    /// Keep every RTT sample with its time and flow, for [`Engine::take_rtt_samples`]
+    /// (comparisons sample by sample; off in the pipeline).
+    pub keep_rtt_samples: bool,
 }
 
 impl Default for FlowConfig {
@@ -53,6 +56,7 @@ impl Default for FlowConfig {
             hasher: FlowHasher::random(),
             tunnel_keying: TunnelKeying::default(),
             latency: LatencyConfig::default(),
+            keep_rtt_samples: false,
         }
     }
 }
@@ -140,6 +144,18 @@ impl WorkerInterval {
     }
 }
 
+/// One RTT sample with what it belongs to: the capture time of the segment that ended it
+/// (the answer) and the flow's endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RttSampleAt {
+    pub ts_ns: u64,
+    /// The answering segment's acknowledgment number.
+    pub ack: u32,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub sample: RttSample,
+}
+
 /// Eviction looks at this many entries near the new flow's slot.
 const EVICTION_CANDIDATES: usize = 16;
 
@@ -160,6 +176,7 @@ pub struct Engine {
     )]
     spare_server_hists: Vec<Box<LatencyHist>>,
     flows: Vec<FlowRecord>,
+    rtt_samples: Vec<RttSampleAt>,
     flow_table_full: u64,
     flow_probe_limit: u64,
     due: Vec<(u32, Due)>,
@@ -187,6 +204,7 @@ impl Engine {
             spare_hists: None,
             spare_server_hists: Vec::new(),
             flows: Vec::new(),
+            rtt_samples: Vec::new(),
             flow_table_full: 0,
             flow_probe_limit: 0,
             due: Vec::new(),
@@ -407,7 +425,40 @@ impl Engine {
                 entry.half_open -= 1;
             }
         }
+        if let (true, Some(sample)) = (self.cfg.keep_rtt_samples, samples.rtt) {
+            let (client, server) = self.endpoints(idx);
+            self.rtt_samples.push(RttSampleAt {
+                ts_ns: rec.ts_ns,
+                ack: rec.ack,
+                client,
+                server,
+                sample,
+            });
+        }
         verdict
+    }
+
+    /// The RTT samples kept since the last call (only with `keep_rtt_samples`).
+    pub fn take_rtt_samples(&mut self) -> Vec<RttSampleAt> {
+        std::mem::take(&mut self.rtt_samples)
+    }
+
+    /// The client and the server of the flow in slot `idx`.
+    fn endpoints(&self, idx: u32) -> (Endpoint, Endpoint) {
+        let key = self.table.key(idx);
+        let lo = Endpoint {
+            addr: key.lo_addr,
+            port: key.lo_port,
+        };
+        let hi = Endpoint {
+            addr: key.hi_addr,
+            port: key.hi_port,
+        };
+        if self.table.get(idx).client_is_lo() {
+            (lo, hi)
+        } else {
+            (hi, lo)
+        }
     }
 
     /// Ends flows whose time is up at capture time `now_ns`; flags half-closed stalls.
@@ -478,20 +529,7 @@ impl Engine {
             entry.half_open -= 1;
         }
         if let Some(stats) = self.stats.get(idx as usize) {
-            let key = self.table.key(idx);
-            let lo = Endpoint {
-                addr: key.lo_addr,
-                port: key.lo_port,
-            };
-            let hi = Endpoint {
-                addr: key.hi_addr,
-                port: key.hi_port,
-            };
-            let (client, server) = if conn.client_is_lo() {
-                (lo, hi)
-            } else {
-                (hi, lo)
-            };
+            let (client, server) = self.endpoints(idx);
             self.flows.push(stats.record(&conn, client, server, close));
         }
         self.table.remove(idx, hash);

@@ -54,6 +54,25 @@ pub enum RttSource {
     SeqAck,
 }
 
+impl RttSource {
+    pub fn parse(text: &str) -> Option<RttSource> {
+        match text {
+            "auto" => Some(RttSource::Auto),
+            "timestamps" => Some(RttSource::Timestamps),
+            "seq-ack" => Some(RttSource::SeqAck),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RttSource::Auto => "auto",
+            RttSource::Timestamps => "timestamps",
+            RttSource::SeqAck => "seq-ack",
+        }
+    }
+}
+
 /// What the latency measurement is told.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LatencyConfig {

@@ -10,5 +10,5 @@ pub mod seq_analysis;
 pub mod servers;
 pub mod table;
 
-pub use engine::{Engine, FlowConfig, WorkerInterval};
+pub use engine::{Engine, FlowConfig, RttSampleAt, WorkerInterval};
 pub use key::{shard_of, FlowHasher, FlowKey, TunnelKeying};
