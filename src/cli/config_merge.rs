@@ -80,7 +80,7 @@ impl Config {
         overlay(&mut t.rtt_source, ft.rtt_source, cli, "rtt_source");
         overlay(
             &mut t.rtt_rate_limit,
-            ft.rtt_rate_limit,
+            ft.rtt_rate_limit.map(Some),
             cli,
             "rtt_rate_limit",
         );
@@ -131,7 +131,7 @@ impl Config {
                 half_closed_stall: Some(p.table.half_closed_stall),
                 key_tunnel: Some(p.table.key_tunnel),
                 rtt_source: Some(p.table.rtt_source),
-                rtt_rate_limit: Some(p.table.rtt_rate_limit),
+                rtt_rate_limit: p.table.rtt_rate_limit,
             },
             output: OutputSection {
                 records: Some(p.output.clone()),

@@ -345,10 +345,10 @@ pub struct TableArgs {
     #[arg(long, default_value = "auto", value_parser = crate::config::checks::parse_rtt_source)]
     pub rtt_source: tcpulse_core::flow::latency::RttSource,
 
-    /// Time at most one segment per flow and direction in this long (`0s`: every new one), as
-    /// ePPing's --rate-limit.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
-    pub rtt_rate_limit: Duration,
+    /// Time at most one segment per flow and direction in this long, as ePPing's
+    /// --rate-limit (default: every segment that starts a new sample).
+    #[arg(long, value_parser = parse_duration)]
+    pub rtt_rate_limit: Option<Duration>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -367,7 +367,7 @@ impl TableArgs {
             tunnel_keying: self.key_tunnel,
             latency: tcpulse_core::flow::latency::LatencyConfig {
                 source: self.rtt_source,
-                rate_limit_ns: nanos(self.rtt_rate_limit),
+                rate_limit_ns: self.rtt_rate_limit.map_or(0, nanos),
             },
             ..FlowConfig::default()
         }

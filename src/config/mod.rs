@@ -217,7 +217,7 @@ pub struct FlowTableSection {
     )]
     pub rtt_source: Option<tcpulse_core::flow::latency::RttSource>,
     /// At most one timed segment per flow and direction in this long (`--rtt-rate-limit`).
-    /// Default `"0s"` (no limit).
+    /// Default: no limit.
     #[serde(
         default,
         with = "value::duration",

@@ -4,7 +4,7 @@
 //! - [`FlowStats`] (cold): per-direction counters and handshake legs that only the flow record
 //!   reports — kept only when flow records are wanted (`--flows`).
 
-use super::latency::FlowLatency;
+use super::latency::{FlowLatency, Latency};
 use super::seq_analysis::DirSeq;
 use crate::decode::{Endpoint, Tunnel};
 use crate::schema::flow::{Close, FlowRecord, HandshakeRecord, PerDir, Side, TunnelRecord};
@@ -66,6 +66,8 @@ pub struct Conn {
     pub handshake: Handshake,
     /// Set once an RST or both FINs ended the connection.
     pub closed: Option<Close>,
+    /// RTT and response-time state, beside the rest so one fetch brings both.
+    pub latency: Latency,
 }
 
 impl Conn {

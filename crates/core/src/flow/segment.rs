@@ -4,7 +4,7 @@
 //! Each has one call site on the per-packet path, so each is inlined into it.
 
 use super::conn::{bit, Conn, DirCounts, FlowStats, Handshake, C2S, S2C};
-use super::engine::LatencyHists;
+use super::engine::HandshakeHists;
 use super::seq_analysis::{analyze, verdict as v, Segment};
 use crate::decode::flags::{ACK, FIN, RST, SYN};
 use crate::decode::PacketRecord;
@@ -39,12 +39,12 @@ impl Seen<'_> {
 
 /// The interval's handshake histograms, made on first use from a spare when there is one.
 pub(super) struct IntervalHists<'a> {
-    pub current: &'a mut Option<Box<LatencyHists>>,
-    pub spare: &'a mut Option<Box<LatencyHists>>,
+    pub current: &'a mut Option<Box<HandshakeHists>>,
+    pub spare: &'a mut Option<Box<HandshakeHists>>,
 }
 
 impl IntervalHists<'_> {
-    pub(super) fn get(&mut self) -> &mut LatencyHists {
+    pub(super) fn get(&mut self) -> &mut HandshakeHists {
         let spare = &mut *self.spare;
         self.current
             .get_or_insert_with(|| spare.take().unwrap_or_default())
@@ -300,7 +300,7 @@ fn complete_handshake(
     conn: &Conn,
     stats: Option<&mut FlowStats>,
     ts: u64,
-    hists: &mut LatencyHists,
+    hists: &mut HandshakeHists,
     sc: &mut Counters,
 ) -> Option<u64> {
     let synack_ack = ts.saturating_sub(conn.synack_ns);

@@ -10,39 +10,31 @@ use super::key::FlowHasher;
 
 use crate::decode::Endpoint;
 use crate::schema::counters::Counters;
-use crate::schema::hist::LatencyHist;
+use crate::schema::hist::{FastHist, LatencyHist};
 
-/// The latency histograms kept per server, each allocated on first use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServerHist {
-    /// Handshake total times completed this interval.
-    HandshakeTotal,
-    /// RTT samples answered by the server (tap → server → tap).
-    RttServerLeg,
-    /// RTT samples answered by the client (tap → client → tap).
-    RttClientLeg,
+/// Which latency a [`FastHist`] of a server (or of an interval) holds, its index in `fast`.
+pub mod fast {
+    /// RTT samples answered by the server: tap → server → tap.
+    pub const RTT_SERVER_LEG: usize = 0;
+    /// RTT samples answered by the client: tap → client → tap.
+    pub const RTT_CLIENT_LEG: usize = 1;
     /// Response times of request/response turns.
-    Response,
+    pub const RESPONSE: usize = 2;
+    pub const COUNT: usize = 3;
 }
 
-impl ServerHist {
-    pub const ALL: [ServerHist; 4] = [
-        ServerHist::HandshakeTotal,
-        ServerHist::RttServerLeg,
-        ServerHist::RttClientLeg,
-        ServerHist::Response,
-    ];
-}
-
-/// One server's histograms, indexed by [`ServerHist`].
-pub type ServerHists = [Option<Box<LatencyHist>>; ServerHist::ALL.len()];
+/// RTT legs and response times as recorded, each allocated on first use.
+pub type FastHists = [Option<FastHist>; fast::COUNT];
 
 /// Interval counters and live gauges of one server.
 #[derive(Clone, Debug, Default)]
 pub struct ServerEntry {
     pub endpoint: Endpoint,
     pub counters: Counters,
-    pub hists: ServerHists,
+    /// Handshake total times completed this interval; allocated on first use.
+    pub handshake_total: Option<Box<LatencyHist>>,
+    /// RTT legs and response times this interval, recorded on every sampled packet.
+    pub fast: FastHists,
     /// Flows of this server now in SYN-sent or SYN-received state.
     pub half_open: u32,
     /// Flows of this server now in the table.
@@ -56,7 +48,8 @@ pub struct ServerSnapshot {
     /// True for the bucket that collects servers beyond the table's capacity.
     pub overflow: bool,
     pub counters: Counters,
-    pub hists: ServerHists,
+    pub handshake_total: Option<Box<LatencyHist>>,
+    pub fast: FastHists,
     pub half_open: u32,
     pub active_flows: u32,
 }
@@ -90,17 +83,23 @@ impl ServerTable {
         if self.index.len() >= self.capacity {
             return OVERFLOW;
         }
-        let entry = ServerEntry {
-            endpoint,
-            ..ServerEntry::default()
-        };
         let idx = match self.free.pop() {
             Some(idx) => {
-                self.entries[idx as usize] = entry;
+                // A freed entry keeps its (drained) fast histograms for the next server.
+                let e = &mut self.entries[idx as usize];
+                let fast = std::mem::take(&mut e.fast);
+                *e = ServerEntry {
+                    endpoint,
+                    fast,
+                    ..ServerEntry::default()
+                };
                 idx
             }
             None => {
-                self.entries.push(entry);
+                self.entries.push(ServerEntry {
+                    endpoint,
+                    ..ServerEntry::default()
+                });
                 (self.entries.len() - 1) as u32
             }
         };
@@ -122,8 +121,9 @@ impl ServerTable {
     }
 
     /// Takes this interval's figures of every server that had any, resets the counters, and
-    /// forgets servers with nothing left in the table (no flow refers to them any more).
-    pub fn take_interval(&mut self, out: &mut Vec<ServerSnapshot>) {
+    /// forgets servers with nothing left in the table (no flow refers to them any more). The
+    /// fast histograms go with the figures; `spare` (emptied ones) replaces them.
+    pub fn take_interval(&mut self, out: &mut Vec<ServerSnapshot>, spare: &mut Vec<FastHist>) {
         for (i, e) in self.entries.iter_mut().enumerate() {
             let overflow = i as u32 == OVERFLOW;
             let in_use = overflow || self.index.get(&e.endpoint) == Some(&(i as u32));
@@ -131,11 +131,18 @@ impl ServerTable {
                 continue;
             }
             if !e.counters.is_zero() || e.half_open > 0 || e.active_flows > 0 {
+                let mut fast: FastHists = Default::default();
+                for (slot, taken) in e.fast.iter_mut().zip(&mut fast) {
+                    if slot.as_ref().is_some_and(|f| !f.is_empty()) {
+                        *taken = std::mem::replace(slot, spare.pop());
+                    }
+                }
                 out.push(ServerSnapshot {
                     endpoint: e.endpoint,
                     overflow,
                     counters: e.counters,
-                    hists: std::array::from_fn(|i| e.hists[i].take()),
+                    handshake_total: e.handshake_total.take(),
+                    fast,
                     half_open: e.half_open,
                     active_flows: e.active_flows,
                 });
@@ -188,7 +195,7 @@ mod tests {
         let a = t.slot(ep(1));
         t.entry(a).counters.inc(Counter::syn);
         let mut out = Vec::new();
-        t.take_interval(&mut out);
+        t.take_interval(&mut out, &mut Vec::new());
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].counters.get(Counter::syn), 1);
         assert!(t.is_empty());

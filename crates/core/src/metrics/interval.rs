@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use super::watch::ServerPattern;
 use crate::decode::Endpoint;
-use crate::flow::engine::{LatencyHists, WorkerInterval};
-use crate::flow::servers::{ServerHist, ServerSnapshot};
+use crate::flow::engine::{HandshakeHists, WorkerInterval};
+use crate::flow::servers::{fast, ServerSnapshot};
 use crate::schema::counters::{Counter, Counters};
 use crate::schema::flow::FlowRecord;
-use crate::schema::hist::LatencyHist;
+use crate::schema::hist::{FastHist, HistSummary, LatencyHist};
 use crate::schema::interval::{
     CaptureStats, HistogramsRecord, IntervalRecord, ServerRecord, TcpRecord,
 };
@@ -20,9 +20,11 @@ use crate::schema::SCHEMA_VERSION;
 struct ServerSum {
     overflow: bool,
     counters: Counters,
-    /// Per [`ServerHist`], borrowed from the first share that had one (the others' are added
-    /// to it), and given back to it afterwards: merging copies no histogram.
-    hists: [Option<(Box<LatencyHist>, (usize, usize))>; ServerHist::ALL.len()],
+    /// Borrowed from the first share that had one (the others' are added to it), and given
+    /// back to it afterwards: merging copies no histogram.
+    hist: Option<(Box<LatencyHist>, (usize, usize))>,
+    /// RTT legs and response times (`servers::fast` order), borrowed likewise.
+    fast: [Option<(FastHist, (usize, usize))>; fast::COUNT],
     half_open: u64,
     active_flows: u64,
 }
@@ -48,14 +50,23 @@ pub fn merge_interval(
 ) -> (IntervalRecord, Vec<FlowRecord>) {
     // The first share's histograms collect the others', and go back to it afterwards.
     let first_hists = parts.iter().position(|p| p.hists.is_some());
-    let mut hists: Option<Box<LatencyHists>> = first_hists.and_then(|i| parts[i].hists.take());
+    let mut hists: Option<Box<HandshakeHists>> = first_hists.and_then(|i| parts[i].hists.take());
     let mut servers: BTreeMap<(bool, Endpoint), ServerSum> = BTreeMap::new();
     let mut flows = Vec::with_capacity(parts.iter().map(|p| p.flows.len()).sum());
     let mut drops = capture.drops.clone();
     let mut active_flows = 0;
+    // Over every server, borrowed from the first share that has each.
+    let mut fast_total: [Option<(FastHist, usize)>; fast::COUNT] = Default::default();
     for (pi, part) in parts.iter_mut().enumerate() {
         if let (Some(acc), Some(h)) = (&mut hists, &part.hists) {
             acc.merge(h);
+        }
+        for (acc, f) in fast_total.iter_mut().zip(part.fast.iter_mut()) {
+            match (acc, f) {
+                (Some((acc, _)), Some(f)) => acc.merge(f),
+                (acc @ None, f @ Some(_)) => *acc = f.take().map(|f| (f, pi)),
+                (_, None) => {}
+            }
         }
         drops.flow_table_full += part.flow_table_full;
         drops.flow_probe_limit += part.flow_probe_limit;
@@ -92,20 +103,52 @@ pub fn merge_interval(
         .collect();
     listed.extend(watched);
     let servers_omitted = (servers.len() - listed.len()) as u64;
+    // RTT legs and response times become histograms only for what the record shows.
+    let mut scratch: [LatencyHist; fast::COUNT] =
+        std::array::from_fn(|_| LatencyHist::per_server());
     let server_json = listed
         .into_iter()
         .map(|key| {
             let s = &servers[&key];
-            ServerRecord::new(
+            for (f, h) in s.fast.iter().zip(&mut scratch) {
+                if let Some((f, _)) = f {
+                    f.add_to(h);
+                }
+            }
+            let [server_leg, client_leg, response] = &scratch;
+            let row = ServerRecord::new(
                 s.overflow,
                 key.1,
                 s.counters,
                 s.half_open,
                 s.active_flows,
-                s.hists.each_ref().map(|h| h.as_ref().map(|(h, _)| &**h)),
-            )
+                [
+                    s.hist.as_ref().map(|(h, _)| &**h),
+                    Some(server_leg).filter(|h| !h.is_empty()),
+                    Some(client_leg).filter(|h| !h.is_empty()),
+                    Some(response).filter(|h| !h.is_empty()),
+                ],
+            );
+            for h in &mut scratch {
+                if !h.is_empty() {
+                    h.reset();
+                }
+            }
+            row
         })
         .collect();
+    let mut total_summary = |i: usize| -> HistSummary {
+        match &fast_total[i] {
+            Some((f, _)) if !f.is_empty() => {
+                f.add_to(&mut scratch[i]);
+                scratch[i].summary()
+            }
+            _ => HistSummary::default(),
+        }
+    };
+    let rtt_server_leg_us = total_summary(fast::RTT_SERVER_LEG);
+    let rtt_client_leg_us = total_summary(fast::RTT_CLIENT_LEG);
+    let response_us = total_summary(fast::RESPONSE);
 
     let mut capture = capture.clone();
     capture.drops = drops;
@@ -116,16 +159,22 @@ pub fn merge_interval(
         source: source.to_string(),
         capture: capture.to_record(),
         tcp: TcpRecord::new(total, active_flows, half_open),
-        histograms: match &hists {
-            Some(h) => HistogramsRecord {
-                handshake_total_us: h.total.summary(),
-                syn_synack_us: h.syn_synack.summary(),
-                synack_ack_us: h.synack_ack.summary(),
-                rtt_server_leg_us: h.rtt_server_leg.summary(),
-                rtt_client_leg_us: h.rtt_client_leg.summary(),
-                response_us: h.response.summary(),
-            },
-            None => HistogramsRecord::default(),
+        histograms: HistogramsRecord {
+            handshake_total_us: hists
+                .as_ref()
+                .map(|h| h.total.summary())
+                .unwrap_or_default(),
+            syn_synack_us: hists
+                .as_ref()
+                .map(|h| h.syn_synack.summary())
+                .unwrap_or_default(),
+            synack_ack_us: hists
+                .as_ref()
+                .map(|h| h.synack_ack.summary())
+                .unwrap_or_default(),
+            rtt_server_leg_us,
+            rtt_client_leg_us,
+            response_us,
         },
         servers: server_json,
         servers_omitted,
@@ -136,10 +185,18 @@ pub fn merge_interval(
     if let Some(i) = first_hists {
         parts[i].hists = hists;
     }
+    for (which, slot) in IntoIterator::into_iter(fast_total).enumerate() {
+        if let Some((f, pi)) = slot {
+            parts[pi].fast[which] = Some(f);
+        }
+    }
     for sum in servers.into_values() {
-        for (which, slot) in IntoIterator::into_iter(sum.hists).enumerate() {
-            if let Some((h, (pi, si))) = slot {
-                parts[pi].servers[si].hists[which] = Some(h);
+        if let Some((h, (pi, si))) = sum.hist {
+            parts[pi].servers[si].handshake_total = Some(h);
+        }
+        for (which, slot) in IntoIterator::into_iter(sum.fast).enumerate() {
+            if let Some((f, (pi, si))) = slot {
+                parts[pi].servers[si].fast[which] = Some(f);
             }
         }
     }
@@ -156,10 +213,15 @@ fn add_server(
     sum.counters.merge(&s.counters);
     sum.half_open += u64::from(s.half_open);
     sum.active_flows += u64::from(s.active_flows);
-    for (acc, h) in sum.hists.iter_mut().zip(s.hists.iter_mut()) {
-        match (acc, h) {
-            (Some((acc, _)), Some(h)) => acc.merge(h),
-            (acc @ None, h @ Some(_)) => *acc = h.take().map(|h| (h, at)),
+    match (&mut sum.hist, &s.handshake_total) {
+        (Some((acc, _)), Some(h)) => acc.merge(h),
+        (None, Some(_)) => sum.hist = s.handshake_total.take().map(|h| (h, at)),
+        (_, None) => {}
+    }
+    for (acc, f) in sum.fast.iter_mut().zip(s.fast.iter_mut()) {
+        match (acc, f) {
+            (Some((acc, _)), Some(f)) => acc.merge(f),
+            (acc @ None, f @ Some(_)) => *acc = f.take().map(|f| (f, at)),
             (_, None) => {}
         }
     }

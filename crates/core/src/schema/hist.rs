@@ -113,6 +113,119 @@ impl LatencyHist {
     }
 }
 
+/// Sub-buckets per octave of [`FastHist`]: values within 1.6 % (2 significant figures).
+const FAST_SUB_BITS: u32 = 6;
+const FAST_SUB: usize = 1 << FAST_SUB_BITS;
+/// Octaves above the exact range, up to [`MAX_US`] (2^30 µs > 600 s).
+const FAST_BUCKETS: usize = FAST_SUB + (30 - FAST_SUB_BITS as usize) * FAST_SUB;
+
+/// A µs histogram that records in a few instructions, for latencies sampled on many packets
+/// (RTT legs, response times): exact below 64 µs, 64 buckets per octave above (within 1.6 %),
+/// clamped at ten minutes. Workers record into it; the merger sums workers' (exactly: same
+/// buckets) and makes a [`LatencyHist`] only for what a record shows ([`FastHist::add_to`],
+/// each bucket at its middle). It keeps the range of buckets it touched, so summing, copying
+/// out and emptying cost what was recorded, not its size.
+#[derive(Clone, Debug)]
+pub struct FastHist {
+    counts: Box<[u32; FAST_BUCKETS]>,
+    len: u64,
+    /// Touched buckets: `lo..=hi`; `lo > hi` when none.
+    lo: usize,
+    hi: usize,
+}
+
+impl Default for FastHist {
+    fn default() -> Self {
+        FastHist {
+            counts: Box::new([0; FAST_BUCKETS]),
+            len: 0,
+            lo: FAST_BUCKETS,
+            hi: 0,
+        }
+    }
+}
+
+impl FastHist {
+    fn index(us: u64) -> usize {
+        let us = us.min(MAX_US);
+        if us < FAST_SUB as u64 {
+            return us as usize;
+        }
+        let octave = 63 - us.leading_zeros();
+        let sub = (us >> (octave - FAST_SUB_BITS)) as usize & (FAST_SUB - 1);
+        (FAST_SUB + (octave - FAST_SUB_BITS) as usize * FAST_SUB + sub).min(FAST_BUCKETS - 1)
+    }
+
+    /// The middle of bucket `i`'s values.
+    fn middle(i: usize) -> u64 {
+        if i < FAST_SUB {
+            return i as u64;
+        }
+        let octave = (i - FAST_SUB) / FAST_SUB + FAST_SUB_BITS as usize;
+        let sub = ((i - FAST_SUB) % FAST_SUB) as u64;
+        let width = 1u64 << (octave - FAST_SUB_BITS as usize);
+        (FAST_SUB as u64 + sub) * width + width / 2
+    }
+
+    #[inline]
+    pub fn record_ns(&mut self, ns: u64) {
+        let i = Self::index(ns / 1000);
+        self.counts[i] = self.counts[i].saturating_add(1);
+        self.len += 1;
+        self.lo = self.lo.min(i);
+        self.hi = self.hi.max(i);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn count(&self) -> u64 {
+        self.len
+    }
+
+    fn touched(&self) -> std::ops::Range<usize> {
+        if self.lo > self.hi {
+            0..0
+        } else {
+            self.lo..self.hi + 1
+        }
+    }
+
+    /// Adds `other`'s samples.
+    pub fn merge(&mut self, other: &FastHist) {
+        let range = other.touched();
+        for i in range.clone() {
+            self.counts[i] = self.counts[i].saturating_add(other.counts[i]);
+        }
+        if !range.is_empty() {
+            self.lo = self.lo.min(range.start);
+            self.hi = self.hi.max(range.end - 1);
+        }
+        self.len += other.len;
+    }
+
+    /// Records every sample in `into`.
+    pub fn add_to(&self, into: &mut LatencyHist) {
+        for i in self.touched() {
+            let c = self.counts[i];
+            if c != 0 {
+                into.0
+                    .saturating_record_n(Self::middle(i).max(1), u64::from(c));
+            }
+        }
+    }
+
+    /// Empties it, keeping its memory.
+    pub fn reset(&mut self) {
+        let range = self.touched();
+        self.counts[range].fill(0);
+        self.len = 0;
+        self.lo = FAST_BUCKETS;
+        self.hi = 0;
+    }
+}
+
 /// Writes the HdrHistogram V2 compressed form ("deflate": a cookie, the length, a zlib stream
 /// of the V2 encoding, as hdrhistogram's `V2DeflateSerializer` writes it, byte for byte) with
 /// its buffers and its compressor kept between histograms.
@@ -194,6 +307,50 @@ impl HistSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fast_histogram_keeps_its_precision_through_merge_and_reset() {
+        let values_us = [
+            0u64,
+            1,
+            63,
+            64,
+            65,
+            1000,
+            20_000,
+            20_300,
+            5_000_000,
+            900_000_000,
+        ];
+        let (mut a, mut b) = (FastHist::default(), FastHist::default());
+        for (i, v) in values_us.iter().enumerate() {
+            if i % 2 == 0 {
+                a.record_ns(v * 1000)
+            } else {
+                b.record_ns(v * 1000)
+            }
+        }
+        a.merge(&b);
+        let mut h = LatencyHist::default();
+        a.add_to(&mut h);
+        assert_eq!(
+            (a.count(), h.count()),
+            (values_us.len() as u64, values_us.len() as u64)
+        );
+        let mut got: Vec<u64> = h.buckets().flat_map(|(v, n)| vec![v; n as usize]).collect();
+        got.sort_unstable();
+        for (want, got) in values_us.iter().map(|&v| v.clamp(1, MAX_US)).zip(got) {
+            assert!(
+                got.abs_diff(want) * 1000 <= want * 16 + 1000,
+                "{want} {got}"
+            );
+        }
+        a.reset();
+        assert!(a.is_empty() && a.counts.iter().all(|&c| c == 0));
+        let mut empty = LatencyHist::default();
+        a.add_to(&mut empty);
+        assert!(empty.is_empty());
+    }
 
     /// What hdrhistogram's own serializer writes, for comparison.
     fn reference_hdr(h: &LatencyHist) -> String {

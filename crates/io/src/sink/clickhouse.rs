@@ -395,7 +395,7 @@ mod tests {
             counters,
             0,
             0,
-            None,
+            [None; 4],
         );
         server.server = "10.0.0.1:80".into();
         server.handshake_total_us.count = 2;

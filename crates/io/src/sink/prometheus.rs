@@ -484,7 +484,7 @@ mod tests {
                 counters,
                 0,
                 3,
-                None,
+                [None; 4],
             );
             row.server = (*server).to_string();
             row.backlog_pressure = 0.5;
