@@ -181,6 +181,8 @@ mod tests {
         close_linger = "120s"
         half_closed_stall = "10s"
         key_tunnel = "all"
+        rtt_source = "timestamps"
+        rtt_rate_limit = "50ms"
         [output]
         records = "intervals.jsonl"
         flows = "flows.jsonl"
@@ -274,6 +276,8 @@ mod tests {
             "--close-linger=13s",
             "--half-closed-stall=14s",
             "--key-tunnel=none",
+            "--rtt-source=seq-ack",
+            "--rtt-rate-limit=7ms",
             "--output=-",
             "--flows=other.jsonl",
             "--sink=stdout",
@@ -306,6 +310,8 @@ mod tests {
             close_linger = "13s"
             half_closed_stall = "14s"
             key_tunnel = "none"
+            rtt_source = "seq-ack"
+            rtt_rate_limit = "7ms"
             [output]
             records = "-"
             flows = "other.jsonl"

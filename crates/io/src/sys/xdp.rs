@@ -42,7 +42,9 @@ pub fn rx_queue_count(name: &str) -> Option<u32> {
     ethtool_rx_queues(name).or_else(|| sysfs_rx_queues(name))
 }
 
-fn ethtool_rx_queues(name: &str) -> Option<u32> {
+/// A socket to ask the kernel about interface `name` with, and the request naming it; `None`
+/// when the name is too long or no socket can be made.
+fn interface_request(name: &str) -> Option<(OwnedFd, libc::ifreq)> {
     if name.len() >= libc::IFNAMSIZ {
         return None;
     }
@@ -53,15 +55,20 @@ fn ethtool_rx_queues(name: &str) -> Option<u32> {
     }
     // SAFETY: `fd` is a fresh descriptor nothing else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut ch = EthtoolChannels {
-        cmd: ETHTOOL_GCHANNELS,
-        ..EthtoolChannels::default()
-    };
     // SAFETY: ifreq is plain data; all-zero is a valid value.
     let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
     for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
         *dst = *src as libc::c_char;
     }
+    Some((sock, ifr))
+}
+
+fn ethtool_rx_queues(name: &str) -> Option<u32> {
+    let (sock, mut ifr) = interface_request(name)?;
+    let mut ch = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..EthtoolChannels::default()
+    };
     ifr.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
     // SAFETY: SIOCETHTOOL reads `ifr` and writes at most size_of::<EthtoolChannels>() bytes
     // through ifru_data, which points at `ch`, alive for the call.
@@ -75,21 +82,7 @@ fn ethtool_rx_queues(name: &str) -> Option<u32> {
 
 /// The MTU of `name` (SIOCGIFMTU); `None` when there is no such interface.
 pub fn if_mtu(name: &str) -> Option<u32> {
-    if name.len() >= libc::IFNAMSIZ {
-        return None;
-    }
-    // SAFETY: plain socket(2); the result is checked before use.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: `fd` is a fresh descriptor nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: ifreq is plain data; all-zero is a valid value.
-    let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
-        *dst = *src as libc::c_char;
-    }
+    let (sock, mut ifr) = interface_request(name)?;
     // SAFETY: SIOCGIFMTU reads the name in `ifr` and writes the MTU into it.
     let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, &mut ifr) };
     if rc != 0 {
