@@ -44,7 +44,7 @@ pub(super) struct IntervalHists<'a> {
 }
 
 impl IntervalHists<'_> {
-    pub(super) fn get(&mut self) -> &mut HandshakeHists {
+    fn get(&mut self) -> &mut HandshakeHists {
         let spare = &mut *self.spare;
         self.current
             .get_or_insert_with(|| spare.take().unwrap_or_default())
