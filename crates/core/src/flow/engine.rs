@@ -3,7 +3,7 @@
 
 use super::conn::{bit, Conn, FlowStats, C2S, S2C};
 use super::key::{FlowHasher, FlowKey, TunnelKeying};
-use super::latency::{LatencyConfig, Leg, RttSample};
+use super::latency::{Latency, LatencyConfig, Leg, PendingEvents, RttSample};
 use super::segment::{self, IntervalHists, Seen};
 use super::servers::{fast, FastHists, ServerSnapshot, ServerTable};
 use super::table::{FlowTable, InsertError};
@@ -164,6 +164,10 @@ pub struct Engine {
     flow_table_full: u64,
     flow_probe_limit: u64,
     due: Vec<(u32, Due)>,
+    /// Timed segments of every flow waiting for their answer.
+    pending: PendingEvents,
+    /// The next flow's latency id (its events' tag in `pending`).
+    next_flow_id: u32,
 }
 
 /// What a timer scan found for a flow.
@@ -192,6 +196,8 @@ impl Engine {
             spare_fast: Vec::new(),
             flow_table_full: 0,
             flow_probe_limit: 0,
+            pending: PendingEvents::default(),
+            next_flow_id: 0,
             due: Vec::new(),
             cfg,
         }
@@ -277,9 +283,11 @@ impl Engine {
             }
         };
         let server_idx = self.servers.slot(server);
+        self.next_flow_id = self.next_flow_id.wrapping_add(1);
         let mut conn = Conn {
             last_ns: rec.ts_ns,
             server_idx,
+            latency: Latency::for_flow(self.next_flow_id),
             ..Conn::default()
         };
         conn.set(bit::CLIENT_IS_LO, src_is_client == src_is_lo);
@@ -340,9 +348,14 @@ impl Engine {
         let prev_last_ns = conn.last_ns;
         let verdict = segment::analyse(conn, rec, from_client);
         let di = if from_client { C2S } else { S2C };
-        let samples = conn
-            .latency
-            .on_segment(&self.cfg.latency, rec, di, prev_last_ns, verdict);
+        let samples = conn.latency.on_segment(
+            &self.cfg.latency,
+            &mut self.pending,
+            rec,
+            di,
+            prev_last_ns,
+            verdict,
+        );
         let server_idx = conn.server_idx;
         let mut seen = Seen {
             conn,

@@ -11,15 +11,18 @@
 //!   millisecond), an older one (reordering) and a second echo give nothing; a resend carries a
 //!   TSval of its own, so retransmissions need no rule.
 //! - **sequence/ACK**, without timestamps: a segment with payload, SYN or FIN whose end is beyond
-//!   every end timed before is timed; the ACK whose number equals that end ends the sample (the
-//!   segment an ACK acknowledges last, as Wireshark's `ack_rtt` pairs them). Karn's rule: a
-//!   retransmission spends the timed segments it overlaps, so no resent range gives a sample.
+//!   every end timed before is timed, and so is an out-of-order one (the tap's first copy of a
+//!   range, after later data) not yet acknowledged; the ACK whose number equals that end ends
+//!   the sample (the segment an ACK acknowledges last, as Wireshark's `ack_rtt` pairs them).
+//!   Karn's rule at the tap: after a retransmission, no event timed before it gives a sample —
+//!   the ACK may answer either copy, or be released by the resend filling a hole below — and
+//!   the resend itself is not timed.
 //!
-//! The state of a flow is [`Latency`] (48 bytes): per direction two timed events, each the value
-//! it waits for (TSval or end sequence number) and the low 32 bits of its capture time, made whole
-//! against the flow's last packet time. An event older than [`MAX_SAMPLE_NS`] is dropped, so the
-//! low bits never wrap; with more than two segments in flight per direction, the oldest are no
-//! longer timed (bulk transfers give fewer samples than ACKs).
+//! The state of a flow is [`Latency`] (40 bytes): per direction the newest value timed, the
+//! highest answer seen and the resend epoch. The timed events themselves wait in the worker's
+//! [`PendingEvents`] (1 MiB, shared by all its flows, as ePPing's map), so a bulk transfer with
+//! hundreds of segments in flight has each timed. An event answered more than [`MAX_SAMPLE_NS`]
+//! after it was timed gives no sample.
 //!
 //! **Response time** (application latency): a turn opens at the first new payload byte the
 //! client sends while no turn is open, and closes at the server's first new payload byte after
@@ -29,18 +32,19 @@
 //! payload never counts. An idle gap inside a turn counts in full (a long poll is a long
 //! response). Which side is the client is the flow's (the SYN's sender, else guessed).
 
-use super::conn::{C2S, S2C};
+use super::conn::C2S;
 use super::seq_analysis::verdict;
 use crate::decode::flags::{ACK, FIN, SYN};
 use crate::decode::{opt, PacketRecord};
 use crate::schema::flow::{LatencySummary, ResponseRecord, RttRecord, RttSourceName};
 
-/// Events waiting longer than this are dropped: a sample of more than 4 s is not taken (the
-/// low 32 bits of a time wrap after 4.29 s).
+/// A sample of more than this is not taken: an event waits at most 4 s for its answer.
 pub const MAX_SAMPLE_NS: u64 = 4_000_000_000;
 
-/// Timed events held per direction.
-const SLOTS: usize = 2;
+/// Ways per set of [`PendingEvents`] (one 64-byte cache line).
+const WAYS: usize = 4;
+/// Sets of [`PendingEvents`]: 2^14 sets × 4 events × 16 bytes = 1 MiB per worker.
+const SET_BITS: u32 = 14;
 
 /// Where RTT samples come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -113,30 +117,94 @@ pub struct Samples {
     pub response_ns: Option<u64>,
 }
 
-/// One timed event: the value that ends it and the low 32 bits of its capture time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Timed {
+/// One timed event waiting for its answer; `ts_ns` 0 marks a free way.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pending {
+    /// The flow's id, the kind of value and the direction ([`Latency::key`]).
+    key: u32,
+    /// The TSval or end sequence number that answers it.
     value: u32,
-    low_ns: u32,
+    ts_ns: u64,
+}
+
+/// The timed events of every flow of a worker waiting for their answer, in a fixed table (as
+/// ePPing keeps them in one map): a bulk transfer has hundreds of segments in flight, which
+/// per-flow slots could not hold without making every flow large. Set-associative; a new event
+/// takes a free way or the oldest event's. Events answered or passed over stay until they are
+/// the oldest of their set, so at worst a flow with more events in flight than its share of
+/// the table loses its oldest (fewer samples, never a wrong one).
+pub struct PendingEvents {
+    sets: Box<[[Pending; WAYS]]>,
+}
+
+impl Default for PendingEvents {
+    fn default() -> Self {
+        PendingEvents {
+            sets: vec![[Pending::default(); WAYS]; 1 << SET_BITS].into_boxed_slice(),
+        }
+    }
+}
+
+impl PendingEvents {
+    #[inline]
+    fn set_of(key: u32, value: u32) -> usize {
+        let h = (u64::from(key) << 32 | u64::from(value)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> (64 - SET_BITS)) as usize
+    }
+
+    #[inline]
+    fn insert(&mut self, key: u32, value: u32, ts_ns: u64) {
+        let set = &mut self.sets[Self::set_of(key, value)];
+        let mut victim = 0;
+        for (i, p) in set.iter().enumerate().skip(1) {
+            if p.ts_ns < set[victim].ts_ns {
+                victim = i;
+            }
+        }
+        set[victim] = Pending { key, value, ts_ns };
+    }
+
+    /// The capture time of the event `value` of `key`, which is answered now.
+    #[inline]
+    fn take(&mut self, key: u32, value: u32) -> Option<u64> {
+        let set = &mut self.sets[Self::set_of(key, value)];
+        let p = set
+            .iter_mut()
+            .find(|p| p.key == key && p.value == value && p.ts_ns != 0)?;
+        Some(std::mem::take(&mut p.ts_ns))
+    }
 }
 
 /// Bits of [`Latency::held`], per direction.
 mod held {
-    /// Slot i holds an event (i = 0 the older, 1 the newer).
-    pub const SLOT: [u8; 2] = [1 << 0, 1 << 1];
-    /// Slot i's event was answered or given up, but still marks the newest value timed.
-    pub const SPENT: [u8; 2] = [1 << 2, 1 << 3];
+    /// An event was timed: `newest` holds its value.
+    pub const NEWEST: u8 = 1 << 0;
+    /// An answer was seen: `answered` holds the highest.
+    pub const ANSWERED: u8 = 1 << 1;
     /// The events are TSvals (else end sequence numbers).
-    pub const TIMESTAMPS: u8 = 1 << 4;
+    pub const TIMESTAMPS: u8 = 1 << 2;
+    /// The direction's resend epoch (Karn): its count of retransmissions, modulo 16; an event
+    /// timed in an earlier epoch gives no sample.
+    pub const EPOCH_SHIFT: u32 = 4;
+    pub const EPOCH: u8 = 0xf << EPOCH_SHIFT;
 }
 
-/// The latency state of one flow.
+/// Flow ids are this many bits wide ([`Latency::key`] takes six more).
+pub const FLOW_ID_BITS: u32 = 26;
+
+/// The latency state of one flow; its timed events wait in the worker's [`PendingEvents`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Latency {
     /// Capture time of the open turn's first client payload byte; 0 when no turn is open.
     turn_ns: u64,
-    /// Per direction of the sender (`C2S`, `S2C`), its timed events, oldest first.
-    timed: [[Timed; SLOTS]; 2],
+    /// Per direction of the sender (`C2S`, `S2C`): the newest value timed.
+    newest: [u32; 2],
+    /// Low 32 bits of the newest event's capture time (for the rate limit).
+    newest_low_ns: [u32; 2],
+    /// The highest answer (TSecr or ACK number) of the direction's events seen.
+    answered: [u32; 2],
+    /// Tells this flow's events from every other's in [`PendingEvents`].
+    flow_id: u32,
     held: [u8; 2],
 }
 
@@ -151,13 +219,32 @@ fn seq_le(a: u32, b: u32) -> bool {
 }
 
 impl Latency {
+    /// The state of a new flow; `flow_id` must differ from every flow's whose events may still
+    /// wait (ids of [`FLOW_ID_BITS`] bits, taken in turn, repeat far later than 4 s).
+    pub fn for_flow(flow_id: u32) -> Latency {
+        Latency {
+            flow_id: flow_id & ((1 << FLOW_ID_BITS) - 1),
+            ..Latency::default()
+        }
+    }
+
+    /// The tag of direction `dir`'s events timed now: flow id, resend epoch, kind, direction.
+    #[inline]
+    fn key(&self, dir: usize) -> u32 {
+        let h = u32::from(self.held[dir]);
+        let epoch = (h & u32::from(held::EPOCH)) >> held::EPOCH_SHIFT;
+        let ts = u32::from(h & u32::from(held::TIMESTAMPS) != 0);
+        self.flow_id << 6 | epoch << 2 | ts << 1 | dir as u32
+    }
+
     /// Runs one segment sent by direction `di` through the measurement. `prev_last_ns` is the
-    /// flow's latest capture time before this segment (0 for its first); `verdict` the
+    /// flow's latest capture time before this segment (0 for its first); `seg_verdict` the
     /// sequence analysis's bits for it.
     #[inline]
     pub fn on_segment(
         &mut self,
         cfg: &LatencyConfig,
+        pending: &mut PendingEvents,
         rec: &PacketRecord,
         di: usize,
         prev_last_ns: u64,
@@ -165,12 +252,12 @@ impl Latency {
     ) -> Samples {
         let now = rec.ts_ns;
         let resent = seg_verdict & verdict::RETRANSMISSION != 0;
+        let out_of_order = seg_verdict & verdict::OUT_OF_ORDER != 0;
         let mut out = Samples::default();
-        if self.held != [0, 0] {
-            self.drop_old(prev_last_ns, now);
-            out.rtt = self.answer(rec, 1 - di, prev_last_ns);
+        if self.held[1 - di] & held::NEWEST != 0 {
+            out.rtt = self.answer(pending, rec, 1 - di);
         }
-        self.time(cfg, rec, di, prev_last_ns, resent);
+        self.time(cfg, pending, rec, di, prev_last_ns, resent, out_of_order);
         if rec.payload_len > 0 && !resent {
             if di == C2S {
                 if self.turn_ns == 0 {
@@ -184,33 +271,27 @@ impl Latency {
         out
     }
 
-    /// Full capture time of `t`, exact while it is at most [`MAX_SAMPLE_NS`] older than
-    /// `prev_last_ns` (what [`Latency::drop_old`] keeps true).
+    /// Full capture time of `low_ns`, exact while it is at most 4.29 s older than
+    /// `prev_last_ns`.
     #[inline]
-    fn time_of(t: Timed, prev_last_ns: u64) -> u64 {
-        let age = u64::from((prev_last_ns as u32).wrapping_sub(t.low_ns));
+    fn time_of(low_ns: u32, prev_last_ns: u64) -> u64 {
+        let age = u64::from((prev_last_ns as u32).wrapping_sub(low_ns));
         prev_last_ns.saturating_sub(age)
     }
 
-    /// Drops events that are more than [`MAX_SAMPLE_NS`] old at `now`.
-    fn drop_old(&mut self, prev_last_ns: u64, now: u64) {
-        for d in [C2S, S2C] {
-            for i in 0..SLOTS {
-                if self.held[d] & held::SLOT[i] != 0 {
-                    let at = Self::time_of(self.timed[d][i], prev_last_ns);
-                    if now.saturating_sub(at) > MAX_SAMPLE_NS {
-                        self.held[d] &= !(held::SLOT[i] | held::SPENT[i]);
-                    }
-                }
-            }
-        }
-    }
-
-    /// The sample this segment's answer ends, of the events timed by direction `ri`.
+    /// The sample this segment's answer ends, of the events timed by direction `ri`: the
+    /// event whose value equals the answer, timed since the direction's last retransmission
+    /// (in the current epoch: an event of an earlier one is not found). Answers only move
+    /// forward: a repeated or older one (a duplicate ACK, a reordered echo) ends nothing.
     #[inline]
-    fn answer(&mut self, rec: &PacketRecord, ri: usize, prev_last_ns: u64) -> Option<RttSample> {
+    fn answer(
+        &mut self,
+        pending: &mut PendingEvents,
+        rec: &PacketRecord,
+        ri: usize,
+    ) -> Option<RttSample> {
         let h = self.held[ri];
-        if h & (held::SLOT[0] | held::SLOT[1]) == 0 || rec.flags & ACK == 0 {
+        if rec.flags & ACK == 0 {
             return None;
         }
         let (source, wanted) = if h & held::TIMESTAMPS != 0 {
@@ -221,30 +302,23 @@ impl Latency {
         } else {
             (Source::SeqAck, rec.ack)
         };
-        let mut sample = None;
-        for i in 0..SLOTS {
-            if h & held::SLOT[i] == 0 {
-                continue;
-            }
-            let t = self.timed[ri][i];
-            // Answered (echoed or acknowledged) or passed over: an event older than the one
-            // answered will never be answered by itself.
-            if !seq_le(t.value, wanted) {
-                continue;
-            }
-            if t.value == wanted && h & held::SPENT[i] == 0 {
-                let at = Self::time_of(t, prev_last_ns);
-                if rec.ts_ns >= at {
-                    sample = Some(RttSample {
-                        leg: if ri == C2S { Leg::Server } else { Leg::Client },
-                        source,
-                        ns: rec.ts_ns - at,
-                    });
-                }
-            }
-            self.held[ri] |= held::SPENT[i];
+        if h & held::ANSWERED != 0 && !seq_gt(wanted, self.answered[ri]) {
+            return None;
         }
-        sample
+        if !seq_le(wanted, self.newest[ri]) {
+            // Beyond every value timed: data the tap never timed, or an answer from another
+            // connection's numbers (a stray ACK before a SYN) that must not block this one's.
+            return None;
+        }
+        self.answered[ri] = wanted;
+        self.held[ri] |= held::ANSWERED;
+        let at = pending.take(self.key(ri), wanted)?;
+        let ns = rec.ts_ns.checked_sub(at)?;
+        (ns <= MAX_SAMPLE_NS).then_some(RttSample {
+            leg: if ri == C2S { Leg::Server } else { Leg::Client },
+            source,
+            ns,
+        })
     }
 
     /// Times the segment if it starts a new event of its direction.
@@ -252,10 +326,12 @@ impl Latency {
     fn time(
         &mut self,
         cfg: &LatencyConfig,
+        pending: &mut PendingEvents,
         rec: &PacketRecord,
         di: usize,
         prev_last_ns: u64,
         resent: bool,
+        out_of_order: bool,
     ) {
         let has_ts = rec.options & opt::TIMESTAMP != 0;
         let use_ts = match cfg.source {
@@ -264,18 +340,18 @@ impl Latency {
             RttSource::Timestamps => return,
             RttSource::SeqAck => false,
         };
+        let h = self.held[di];
         let value = if use_ts {
             rec.tsval
         } else {
             if resent {
-                // Karn: the resent range is ambiguous; spend every timed end beyond its start.
-                for i in 0..SLOTS {
-                    if self.held[di] & held::SLOT[i] != 0
-                        && self.held[di] & held::TIMESTAMPS == 0
-                        && seq_gt(self.timed[di][i].value, rec.seq)
-                    {
-                        self.held[di] |= held::SPENT[i];
-                    }
+                // Karn: which copy an answer answers is unknown; a new epoch leaves every
+                // event timed so far unanswerable (if one ends beyond the resend's start).
+                if h & (held::TIMESTAMPS | held::NEWEST) == held::NEWEST
+                    && seq_gt(self.newest[di], rec.seq)
+                {
+                    let epoch = (h & held::EPOCH).wrapping_add(1 << held::EPOCH_SHIFT);
+                    self.held[di] = (h & !held::EPOCH) | (epoch & held::EPOCH);
                 }
                 return;
             }
@@ -283,57 +359,45 @@ impl Latency {
             if rec.payload_len == 0 && syn_fin == 0 {
                 return;
             }
-            rec.seq.wrapping_add(rec.payload_len).wrapping_add(syn_fin)
+            let end = rec.seq.wrapping_add(rec.payload_len).wrapping_add(syn_fin);
+            if out_of_order
+                && h & (held::TIMESTAMPS | held::NEWEST) == held::NEWEST
+                && !seq_gt(end, self.newest[di])
+            {
+                // The first copy of its range at the tap, after later data: timed too (its
+                // ACK, if it acknowledges exactly its end, answers it), if not acknowledged
+                // yet; the newest value stays.
+                if h & held::ANSWERED == 0 || seq_gt(end, self.answered[di]) {
+                    pending.insert(self.key(di), end, rec.ts_ns);
+                }
+                return;
+            }
+            end
         };
-        let h = self.held[di];
         if (h & held::TIMESTAMPS != 0) != use_ts {
-            // The source changed (timestamps appeared or stopped): start over.
-            self.held[di] = if use_ts { held::TIMESTAMPS } else { 0 };
+            // The source changed (timestamps appeared or stopped): start over, in a new epoch
+            // so that no event of before is found.
+            let kind = if use_ts { held::TIMESTAMPS } else { 0 };
+            let epoch = (h & held::EPOCH).wrapping_add(1 << held::EPOCH_SHIFT);
+            self.held[di] = kind | (epoch & held::EPOCH);
         }
-        let h = self.held[di];
-        let newest = if h & held::SLOT[1] != 0 {
-            Some(self.timed[di][1])
-        } else if h & held::SLOT[0] != 0 {
-            Some(self.timed[di][0])
-        } else {
-            None
-        };
-        if let Some(n) = newest {
-            if !seq_gt(value, n.value) {
+        if self.held[di] & held::NEWEST != 0 {
+            if !seq_gt(value, self.newest[di]) {
                 return;
             }
             if cfg.rate_limit_ns > 0
-                && rec.ts_ns.saturating_sub(Self::time_of(n, prev_last_ns)) < cfg.rate_limit_ns
+                && rec
+                    .ts_ns
+                    .saturating_sub(Self::time_of(self.newest_low_ns[di], prev_last_ns))
+                    < cfg.rate_limit_ns
             {
                 return;
             }
         }
-        let t = Timed {
-            value,
-            low_ns: rec.ts_ns as u32,
-        };
-        let kind = h & held::TIMESTAMPS;
-        self.held[di] = match (h & held::SLOT[0] != 0, h & held::SLOT[1] != 0) {
-            (false, false) => {
-                self.timed[di][0] = t;
-                kind | held::SLOT[0]
-            }
-            (true, false) => {
-                self.timed[di][1] = t;
-                kind | held::SLOT[0] | held::SLOT[1] | (h & held::SPENT[0])
-            }
-            // Full, or only the newer slot left: the newer becomes the older.
-            (_, true) => {
-                self.timed[di][0] = self.timed[di][1];
-                self.timed[di][1] = t;
-                let spent = if h & held::SPENT[1] != 0 {
-                    held::SPENT[0]
-                } else {
-                    0
-                };
-                kind | held::SLOT[0] | held::SLOT[1] | spent
-            }
-        };
+        pending.insert(self.key(di), value, rec.ts_ns);
+        self.newest[di] = value;
+        self.newest_low_ns[di] = rec.ts_ns as u32;
+        self.held[di] |= held::NEWEST;
     }
 }
 
@@ -473,6 +537,7 @@ impl FlowLatency {
 
 #[cfg(test)]
 mod tests {
+    use super::super::conn::S2C;
     use super::*;
     use crate::decode::flags::PSH;
 
@@ -499,11 +564,12 @@ mod tests {
 
     /// Feeds `(direction, record, verdict)` in order; returns every sample.
     fn run(cfg: LatencyConfig, segs: &[(usize, PacketRecord, u16)]) -> Vec<Samples> {
-        let mut l = Latency::default();
+        let mut l = Latency::for_flow(1);
+        let mut pending = PendingEvents::default();
         let mut last = 0;
         segs.iter()
             .map(|(d, r, v)| {
-                let s = l.on_segment(&cfg, r, *d, last, *v);
+                let s = l.on_segment(&cfg, &mut pending, r, *d, last, *v);
                 last = last.max(r.ts_ns);
                 s
             })
@@ -549,7 +615,7 @@ mod tests {
 
     #[test]
     fn state_is_small() {
-        assert!(std::mem::size_of::<Latency>() <= 48);
+        assert!(std::mem::size_of::<Latency>() <= 40);
     }
 
     /// A request and its answer without timestamps: the request's end is acknowledged 20 ms
@@ -686,6 +752,60 @@ mod tests {
             [
                 (Leg::Server, Source::Timestamps, 10 * MS),
                 (Leg::Client, Source::Timestamps, 7 * MS)
+            ]
+        );
+    }
+
+    /// A bulk transfer: 200 segments in flight, each acknowledged exactly later, each timed.
+    #[test]
+    fn every_segment_of_a_large_window_is_timed() {
+        let mut segs = Vec::new();
+        for i in 0..200u32 {
+            segs.push((
+                C2S,
+                seg(T0 + u64::from(i) * 10_000, 1 + 1000 * i, 1, 1000, ACK),
+                0,
+            ));
+        }
+        for i in 0..200u32 {
+            let t = T0 + 30 * MS + u64::from(i) * 10_000;
+            segs.push((S2C, seg(t, 1, 1 + 1000 * (i + 1), 0, ACK), 0));
+        }
+        let out = rtts(&run(LatencyConfig::default(), &segs));
+        assert_eq!(out.len(), 200);
+        assert!(out
+            .iter()
+            .all(|&(l, _, ns)| l == Leg::Server && ns == 30 * MS));
+    }
+
+    /// An out-of-order segment (the tap's first copy of its range, after later data) is timed;
+    /// a stray ACK with another connection's numbers does not block later answers; once a
+    /// range is resent, nothing timed before gives a sample, but what is timed after does.
+    #[test]
+    fn out_of_order_stray_acks_and_resend_epochs() {
+        let a = ACK | PSH;
+        let ooo = verdict::OUT_OF_ORDER;
+        let resend = verdict::RETRANSMISSION;
+        let segs = [
+            (C2S, seg(T0 + MS, 1100, 1, 100, a), 0),
+            (S2C, seg(T0 + MS, 9, 77_000_000, 0, ACK), 0),
+            (C2S, seg(T0 + 2 * MS, 1000, 1, 100, a), ooo),
+            (S2C, seg(T0 + 22 * MS, 1, 1100, 0, ACK), 0),
+            (S2C, seg(T0 + 23 * MS, 1, 1200, 0, ACK), 0),
+            (C2S, seg(T0 + 30 * MS, 1200, 1, 100, a), 0),
+            (C2S, seg(T0 + 31 * MS, 1300, 1, 100, a), 0),
+            (C2S, seg(T0 + 40 * MS, 1200, 1, 100, a), resend),
+            (C2S, seg(T0 + 41 * MS, 1400, 1, 100, a), 0),
+            (S2C, seg(T0 + 60 * MS, 1, 1300, 0, ACK), 0),
+            (S2C, seg(T0 + 61 * MS, 1, 1400, 0, ACK), 0),
+            (S2C, seg(T0 + 62 * MS, 1, 1500, 0, ACK), 0),
+        ];
+        assert_eq!(
+            rtts(&run(LatencyConfig::default(), &segs)),
+            [
+                (Leg::Server, Source::SeqAck, 20 * MS),
+                (Leg::Server, Source::SeqAck, 22 * MS),
+                (Leg::Server, Source::SeqAck, 21 * MS)
             ]
         );
     }
