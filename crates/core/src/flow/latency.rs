@@ -252,12 +252,11 @@ impl Latency {
     ) -> Samples {
         let now = rec.ts_ns;
         let resent = seg_verdict & verdict::RETRANSMISSION != 0;
-        let out_of_order = seg_verdict & verdict::OUT_OF_ORDER != 0;
         let mut out = Samples::default();
         if self.held[1 - di] & held::NEWEST != 0 {
             out.rtt = self.answer(pending, rec, 1 - di);
         }
-        self.time(cfg, pending, rec, di, prev_last_ns, resent, out_of_order);
+        self.time(cfg, pending, rec, di, prev_last_ns, seg_verdict);
         if rec.payload_len > 0 && !resent {
             if di == C2S {
                 if self.turn_ns == 0 {
@@ -330,9 +329,10 @@ impl Latency {
         rec: &PacketRecord,
         di: usize,
         prev_last_ns: u64,
-        resent: bool,
-        out_of_order: bool,
+        seg_verdict: u16,
     ) {
+        let resent = seg_verdict & verdict::RETRANSMISSION != 0;
+        let out_of_order = seg_verdict & verdict::OUT_OF_ORDER != 0;
         let has_ts = rec.options & opt::TIMESTAMP != 0;
         let use_ts = match cfg.source {
             RttSource::Auto => has_ts,
