@@ -18,10 +18,11 @@
 //!   the ACK may answer either copy, or be released by the resend filling a hole below — and
 //!   the resend itself is not timed.
 //!
-//! The state of a flow is [`Latency`] (40 bytes): per direction the newest value timed, the
-//! highest answer seen and the resend epoch. The timed events themselves wait in the worker's
-//! [`PendingEvents`] (1 MiB, shared by all its flows, as ePPing's map), so a bulk transfer with
-//! hundreds of segments in flight has each timed. An event answered more than [`MAX_SAMPLE_NS`]
+//! The state of a flow is [`Latency`] (40 bytes): per direction the newest event timed (most
+//! answers end the newest: a request, a flight's last segment), the highest answer seen and the
+//! resend epoch. Older events wait in the worker's [`PendingEvents`] (1 MiB, shared by all its
+//! flows, as ePPing's map), so a bulk transfer with hundreds of segments in flight has each
+//! timed. An event answered more than [`MAX_SAMPLE_NS`]
 //! after it was timed gives no sample.
 //!
 //! **Response time** (application latency): a turn opens at the first new payload byte the
@@ -41,10 +42,8 @@ use crate::schema::flow::{LatencySummary, ResponseRecord, RttRecord, RttSourceNa
 /// A sample of more than this is not taken: an event waits at most 4 s for its answer.
 pub const MAX_SAMPLE_NS: u64 = 4_000_000_000;
 
-/// Ways per set of [`PendingEvents`] (one 64-byte cache line).
-const WAYS: usize = 4;
-/// Sets of [`PendingEvents`]: 2^14 sets × 4 events × 16 bytes = 1 MiB per worker.
-const SET_BITS: u32 = 14;
+/// Entries of [`PendingEvents`]: 2^16 events × 16 bytes = 1 MiB per worker.
+const PENDING_BITS: u32 = 16;
 
 /// Where RTT samples come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -117,7 +116,7 @@ pub struct Samples {
     pub response_ns: Option<u64>,
 }
 
-/// One timed event waiting for its answer; `ts_ns` 0 marks a free way.
+/// One timed event waiting for its answer; `ts_ns` 0 marks a free entry.
 #[derive(Clone, Copy, Debug, Default)]
 struct Pending {
     /// The flow's id, the kind of value and the direction ([`Latency::key`]).
@@ -127,51 +126,51 @@ struct Pending {
     ts_ns: u64,
 }
 
-/// The timed events of every flow of a worker waiting for their answer, in a fixed table (as
-/// ePPing keeps them in one map): a bulk transfer has hundreds of segments in flight, which
-/// per-flow slots could not hold without making every flow large. Set-associative; a new event
-/// takes a free way or the oldest event's. Events answered or passed over stay until they are
-/// the oldest of their set, so at worst a flow with more events in flight than its share of
-/// the table loses its oldest (fewer samples, never a wrong one).
+/// The older timed events of every flow of a worker waiting for their answer, in a fixed table
+/// (as ePPing keeps them in one map): a bulk transfer has hundreds of segments in flight, which
+/// per-flow slots could not hold without making every flow large. Direct-mapped and written
+/// blind — filing an event costs a store, never a wait for memory — so a new event replaces
+/// whatever shared its entry: under pressure some older events give no sample (fewer samples,
+/// never a wrong one, as an answer must match the entry's flow, epoch and value).
 pub struct PendingEvents {
-    sets: Box<[[Pending; WAYS]]>,
+    entries: Box<[Pending]>,
 }
 
 impl Default for PendingEvents {
     fn default() -> Self {
         PendingEvents {
-            sets: vec![[Pending::default(); WAYS]; 1 << SET_BITS].into_boxed_slice(),
+            entries: vec![Pending::default(); 1 << PENDING_BITS].into_boxed_slice(),
         }
     }
 }
 
 impl PendingEvents {
     #[inline]
-    fn set_of(key: u32, value: u32) -> usize {
+    fn entry_of(key: u32, value: u32) -> usize {
         let h = (u64::from(key) << 32 | u64::from(value)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (h >> (64 - SET_BITS)) as usize
+        (h >> (64 - PENDING_BITS)) as usize
     }
 
     #[inline]
     fn insert(&mut self, key: u32, value: u32, ts_ns: u64) {
-        let set = &mut self.sets[Self::set_of(key, value)];
-        let mut victim = 0;
-        for (i, p) in set.iter().enumerate().skip(1) {
-            if p.ts_ns < set[victim].ts_ns {
-                victim = i;
-            }
+        self.entries[Self::entry_of(key, value)] = Pending { key, value, ts_ns };
+    }
+
+    /// Files an event unless the same one waits already (a second copy of a segment: the
+    /// first copy's time stands).
+    #[inline]
+    fn insert_first(&mut self, key: u32, value: u32, ts_ns: u64) {
+        let p = &mut self.entries[Self::entry_of(key, value)];
+        if !(p.key == key && p.value == value && p.ts_ns != 0) {
+            *p = Pending { key, value, ts_ns };
         }
-        set[victim] = Pending { key, value, ts_ns };
     }
 
     /// The capture time of the event `value` of `key`, which is answered now.
     #[inline]
     fn take(&mut self, key: u32, value: u32) -> Option<u64> {
-        let set = &mut self.sets[Self::set_of(key, value)];
-        let p = set
-            .iter_mut()
-            .find(|p| p.key == key && p.value == value && p.ts_ns != 0)?;
-        Some(std::mem::take(&mut p.ts_ns))
+        let p = &mut self.entries[Self::entry_of(key, value)];
+        (p.key == key && p.value == value && p.ts_ns != 0).then(|| std::mem::take(&mut p.ts_ns))
     }
 }
 
@@ -183,23 +182,29 @@ mod held {
     pub const ANSWERED: u8 = 1 << 1;
     /// The events are TSvals (else end sequence numbers).
     pub const TIMESTAMPS: u8 = 1 << 2;
-    /// The direction's resend epoch (Karn): its count of retransmissions, modulo 16; an event
+    /// The newest event waits for its answer (in the flow, not in the table).
+    pub const NEWEST_OPEN: u8 = 1 << 3;
+    /// Older events of this epoch were filed in the table and may still be answered.
+    pub const IN_TABLE: u8 = 1 << 4;
+    /// The direction's resend epoch (Karn): its count of retransmissions, modulo 8; an event
     /// timed in an earlier epoch gives no sample.
-    pub const EPOCH_SHIFT: u32 = 4;
-    pub const EPOCH: u8 = 0xf << EPOCH_SHIFT;
+    pub const EPOCH_SHIFT: u32 = 5;
+    pub const EPOCH: u8 = 0x7 << EPOCH_SHIFT;
 }
 
-/// Flow ids are this many bits wide ([`Latency::key`] takes six more).
-pub const FLOW_ID_BITS: u32 = 26;
+/// Flow ids are this many bits wide ([`Latency::key`] takes five more).
+pub const FLOW_ID_BITS: u32 = 27;
 
-/// The latency state of one flow; its timed events wait in the worker's [`PendingEvents`].
+/// The latency state of one flow. Its newest timed event per direction waits here (most
+/// answers end it: a request, the last segment of a flight); older ones wait in the worker's
+/// [`PendingEvents`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Latency {
     /// Capture time of the open turn's first client payload byte; 0 when no turn is open.
     turn_ns: u64,
     /// Per direction of the sender (`C2S`, `S2C`): the newest value timed.
     newest: [u32; 2],
-    /// Low 32 bits of the newest event's capture time (for the rate limit).
+    /// Low 32 bits of the newest event's capture time.
     newest_low_ns: [u32; 2],
     /// The highest answer (TSecr or ACK number) of the direction's events seen.
     answered: [u32; 2],
@@ -234,7 +239,7 @@ impl Latency {
         let h = u32::from(self.held[dir]);
         let epoch = (h & u32::from(held::EPOCH)) >> held::EPOCH_SHIFT;
         let ts = u32::from(h & u32::from(held::TIMESTAMPS) != 0);
-        self.flow_id << 6 | epoch << 2 | ts << 1 | dir as u32
+        self.flow_id << 5 | epoch << 2 | ts << 1 | dir as u32
     }
 
     /// Runs one segment sent by direction `di` through the measurement. `prev_last_ns` is the
@@ -253,8 +258,19 @@ impl Latency {
         let now = rec.ts_ns;
         let resent = seg_verdict & verdict::RETRANSMISSION != 0;
         let mut out = Samples::default();
+        for d in [di, 1 - di] {
+            // An open newest event older than MAX_SAMPLE_NS gives no sample; closing it here,
+            // at every segment, keeps each open one within 4 s of `prev_last_ns`, so its low
+            // time bits are always read right.
+            if self.held[d] & held::NEWEST_OPEN != 0
+                && now.saturating_sub(Self::time_of(self.newest_low_ns[d], prev_last_ns))
+                    > MAX_SAMPLE_NS
+            {
+                self.held[d] &= !held::NEWEST_OPEN;
+            }
+        }
         if self.held[1 - di] & held::NEWEST != 0 {
-            out.rtt = self.answer(pending, rec, 1 - di);
+            out.rtt = self.answer(pending, rec, 1 - di, prev_last_ns);
         }
         self.time(cfg, pending, rec, di, prev_last_ns, seg_verdict);
         if rec.payload_len > 0 && !resent {
@@ -288,6 +304,7 @@ impl Latency {
         pending: &mut PendingEvents,
         rec: &PacketRecord,
         ri: usize,
+        prev_last_ns: u64,
     ) -> Option<RttSample> {
         let h = self.held[ri];
         if rec.flags & ACK == 0 {
@@ -311,7 +328,19 @@ impl Latency {
         }
         self.answered[ri] = wanted;
         self.held[ri] |= held::ANSWERED;
-        let at = pending.take(self.key(ri), wanted)?;
+        let at = if wanted == self.newest[ri] {
+            // Everything older is answered or passed over too: the table is not asked again.
+            self.held[ri] &= !held::IN_TABLE;
+            if h & held::NEWEST_OPEN == 0 {
+                return None;
+            }
+            self.held[ri] &= !held::NEWEST_OPEN;
+            Self::time_of(self.newest_low_ns[ri], prev_last_ns)
+        } else if h & held::IN_TABLE != 0 {
+            pending.take(self.key(ri), wanted)?
+        } else {
+            return None;
+        };
         let ns = rec.ts_ns.checked_sub(at)?;
         (ns <= MAX_SAMPLE_NS).then_some(RttSample {
             leg: if ri == C2S { Leg::Server } else { Leg::Client },
@@ -351,7 +380,8 @@ impl Latency {
                     && seq_gt(self.newest[di], rec.seq)
                 {
                     let epoch = (h & held::EPOCH).wrapping_add(1 << held::EPOCH_SHIFT);
-                    self.held[di] = (h & !held::EPOCH) | (epoch & held::EPOCH);
+                    let kept = h & !(held::EPOCH | held::NEWEST_OPEN | held::IN_TABLE);
+                    self.held[di] = kept | (epoch & held::EPOCH);
                 }
                 return;
             }
@@ -368,7 +398,8 @@ impl Latency {
                 // ACK, if it acknowledges exactly its end, answers it), if not acknowledged
                 // yet; the newest value stays.
                 if h & held::ANSWERED == 0 || seq_gt(end, self.answered[di]) {
-                    pending.insert(self.key(di), end, rec.ts_ns);
+                    pending.insert_first(self.key(di), end, rec.ts_ns);
+                    self.held[di] |= held::IN_TABLE;
                 }
                 return;
             }
@@ -394,10 +425,18 @@ impl Latency {
                 return;
             }
         }
-        pending.insert(self.key(di), value, rec.ts_ns);
+        if self.held[di] & held::NEWEST_OPEN != 0 {
+            // The newest so far still waits: it moves to the table (unless it is too old to
+            // give a sample, which also keeps its low time bits from being read wrapped).
+            let at = Self::time_of(self.newest_low_ns[di], prev_last_ns);
+            if rec.ts_ns.saturating_sub(at) <= MAX_SAMPLE_NS {
+                pending.insert(self.key(di), self.newest[di], at);
+                self.held[di] |= held::IN_TABLE;
+            }
+        }
         self.newest[di] = value;
         self.newest_low_ns[di] = rec.ts_ns as u32;
-        self.held[di] |= held::NEWEST;
+        self.held[di] |= held::NEWEST | held::NEWEST_OPEN;
     }
 }
 
