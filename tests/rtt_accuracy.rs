@@ -372,3 +372,32 @@ fn seq_ack_samples_equal_tshark_s_ack_rtt() {
     assert!(all.common * 100 >= unambiguous * 99, "{all:?}");
     assert!(all.missed(Missed::Other) * 100 <= unambiguous, "{all:?}");
 }
+
+/// The records carry every sample the engine takes, once: over a run's intervals, the
+/// interval-wide histograms' counts equal the engine's samples per leg, and equal the sum of
+/// the servers' (all listed).
+#[test]
+fn interval_histograms_hold_every_sample_once() {
+    let path = common::shared_pcaps().join("ndpi_alexa-app.pcapng");
+    let ours = tcpulse_samples(&path);
+    let run = common::analyze(
+        &[&path],
+        &["--rtt-source", "seq-ack", "--top-servers", "100000"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (mut server_leg, mut client_leg, mut servers_sum) = (0, 0, 0);
+    for i in &run.intervals {
+        server_leg += i.histograms.rtt_server_leg_us.count;
+        client_leg += i.histograms.rtt_client_leg_us.count;
+        servers_sum += i
+            .servers
+            .iter()
+            .map(|s| s.rtt_server_leg_us.count + s.rtt_client_leg_us.count)
+            .sum::<u64>();
+    }
+    let engine_total = ours.len() as u64;
+    assert!(engine_total > 1_000, "{engine_total}");
+    assert_eq!(server_leg + client_leg, engine_total);
+    assert_eq!(servers_sum, engine_total);
+    assert!(server_leg > 0 && client_leg > 0);
+}

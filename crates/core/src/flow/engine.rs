@@ -157,7 +157,8 @@ pub struct Engine {
     spare_server_hists: Vec<Box<LatencyHist>>,
     flows: Vec<FlowRecord>,
     rtt_samples: Vec<RttSampleAt>,
-    /// This interval's RTT legs and response times over every server (`servers::fast` order).
+    /// This interval's RTT legs and response times over every server (`servers::fast` order),
+    /// summed from the servers' when the interval is taken.
     fast: [FastHist; fast::COUNT],
     /// Fast histograms handed back by the merger, emptied.
     spare_fast: Vec<FastHist>,
@@ -389,7 +390,6 @@ impl Engine {
         if samples.rtt.is_some() || samples.response_ns.is_some() {
             let spare = &mut self.spare_fast;
             let mut record = |which: usize, ns: u64| {
-                self.fast[which].record_ns(ns);
                 entry.fast[which]
                     .get_or_insert_with(|| spare.pop().unwrap_or_default())
                     .record_ns(ns);
@@ -564,6 +564,15 @@ impl Engine {
         part.flows.clear();
         self.servers
             .take_interval(&mut part.servers, &mut self.spare_fast);
+        // The interval's totals are the sum of its servers' (every sample is recorded in its
+        // server's, once: summing here, per interval, saves a second record per sample).
+        for snap in &part.servers {
+            for (total, theirs) in self.fast.iter_mut().zip(&snap.fast) {
+                if let Some(h) = theirs {
+                    total.merge(h);
+                }
+            }
+        }
         part.hists = self.hists.take();
         for (mine, theirs) in self.fast.iter_mut().zip(&mut part.fast) {
             if !mine.is_empty() {
