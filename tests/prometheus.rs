@@ -151,12 +151,26 @@ fn prometheus_scrapes_what_the_json_says() {
     // only once Prometheus has scraped everything: read the JSON total first.
     std::thread::sleep(Duration::from_millis(2500));
     let settle = prometheus.settled("tcpulse_handshakes_total");
-    let quantiles: Vec<Option<f64>> = [0.5, 0.9, 0.99]
+    let metrics = [
+        "tcpulse_handshake_seconds",
+        "tcpulse_rtt_server_leg_seconds",
+        "tcpulse_rtt_client_leg_seconds",
+        "tcpulse_response_seconds",
+    ];
+    // Samples of the last intervals (the teardowns' ACKs) may land after the handshakes.
+    let all_counts = metrics.map(|m| format!("{m}_count")).join(" + ");
+    let settled_counts = prometheus.settled(&all_counts);
+    let prom_counts: Vec<Option<f64>> = metrics
         .iter()
-        .map(|q| {
-            prometheus.query(&format!(
-                "histogram_quantile({q}, tcpulse_handshake_seconds_bucket)"
-            ))
+        .map(|m| prometheus.query(&format!("{m}_count")))
+        .collect();
+    let quantiles: Vec<Vec<Option<f64>>> = metrics
+        .iter()
+        .map(|metric| {
+            [0.5, 0.9, 0.99]
+                .iter()
+                .map(|q| prometheus.query(&format!("histogram_quantile({q}, {metric}_bucket)")))
+                .collect()
         })
         .collect();
     let (live, code) = monitor.stop();
@@ -171,41 +185,62 @@ fn prometheus_scrapes_what_the_json_says() {
     );
 
     // The same buckets from the JSON's histograms, and Prometheus' quantile rule over them.
-    let mut all = LatencyHist::default();
-    for i in &live.intervals {
-        if let Some(h) = i
-            .histograms
-            .handshake_total_us
-            .decode()
-            .expect("hdr decodes")
-        {
-            all.merge(&h);
+    let mut json_counts = 0;
+    for ((metric, quantiles), prom_count) in metrics.iter().zip(quantiles).zip(prom_counts) {
+        // Merged at the precision the records were written with (as the sink reads them).
+        let mut merged: Option<LatencyHist> = None;
+        for i in &live.intervals {
+            let h = &i.histograms;
+            let summary = match *metric {
+                "tcpulse_handshake_seconds" => &h.handshake_total_us,
+                "tcpulse_rtt_server_leg_seconds" => &h.rtt_server_leg_us,
+                "tcpulse_rtt_client_leg_seconds" => &h.rtt_client_leg_us,
+                _ => &h.response_us,
+            };
+            if let Some(h) = summary.decode().expect("hdr decodes") {
+                match merged.as_mut() {
+                    Some(all) => all.merge(&h),
+                    None => merged = Some(h),
+                }
+            }
+        }
+        let all = merged.unwrap_or_else(|| panic!("{metric}: no values"));
+        assert!(all.count() > 250, "{metric}: {} values", all.count());
+        json_counts += all.count();
+        eprintln!(
+            "{metric}: JSON count {}, Prometheus {prom_count:?}",
+            all.count()
+        );
+        let cumulative: Vec<u64> = LATENCY_BUCKETS_US
+            .iter()
+            .map(|&bound| {
+                all.inner()
+                    .iter_recorded()
+                    .filter(|v| v.value_iterated_to() <= bound)
+                    .map(|v| v.count_at_value())
+                    .sum()
+            })
+            .collect();
+        let bounds_s: Vec<f64> = LATENCY_BUCKETS_US
+            .iter()
+            .map(|&us| us as f64 / 1e6)
+            .collect();
+        for (q, got) in [0.5, 0.9, 0.99].iter().zip(quantiles) {
+            let want = bucket_quantile(*q, &bounds_s, &cumulative, all.count());
+            let got = got.unwrap_or_else(|| panic!("{metric}: no quantile {q} from Prometheus"));
+            eprintln!(
+                "{metric} p{}: Prometheus {got} s, from the JSON {want} s",
+                q * 100.0
+            );
+            assert!(
+                (got - want).abs() <= want * 1e-9,
+                "{metric} quantile {q}: Prometheus {got}, JSON buckets {want}"
+            );
         }
     }
-    let cumulative: Vec<u64> = LATENCY_BUCKETS_US
-        .iter()
-        .map(|&bound| {
-            all.inner()
-                .iter_recorded()
-                .filter(|v| v.value_iterated_to() <= bound)
-                .map(|v| v.count_at_value())
-                .sum()
-        })
-        .collect();
-    let bounds_s: Vec<f64> = LATENCY_BUCKETS_US
-        .iter()
-        .map(|&us| us as f64 / 1e6)
-        .collect();
-    for (q, got) in [0.5, 0.9, 0.99].iter().zip(quantiles) {
-        let want = bucket_quantile(*q, &bounds_s, &cumulative, all.count());
-        let got = got.unwrap_or_else(|| panic!("no quantile {q} from Prometheus"));
-        eprintln!(
-            "handshake p{}: Prometheus {got} s, from the JSON {want} s",
-            q * 100.0
-        );
-        assert!(
-            (got - want).abs() <= want * 1e-9,
-            "quantile {q}: Prometheus {got}, JSON buckets {want}"
-        );
-    }
+    assert_eq!(
+        settled_counts,
+        Some(json_counts as f64),
+        "Prometheus vs JSON counts"
+    );
 }

@@ -32,7 +32,7 @@ pub const LATENCY_BUCKETS_US: [u64; 19] = [
 const RATIO_BUCKETS: [f64; 9] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5];
 
 /// Interval histograms and the metric each feeds.
-const LATENCIES: [(&str, &str, &str); 3] = [
+const LATENCIES: [(&str, &str, &str); 6] = [
     (
         "handshake_total_us",
         "tcpulse_handshake_seconds",
@@ -47,6 +47,45 @@ const LATENCIES: [(&str, &str, &str); 3] = [
         "synack_ack_us",
         "tcpulse_handshake_client_leg_seconds",
         "SYN/ACK to the final ACK: the client side of the handshake",
+    ),
+    (
+        "rtt_server_leg_us",
+        "tcpulse_rtt_server_leg_seconds",
+        "Round trips all through the connections, tap to server to tap",
+    ),
+    (
+        "rtt_client_leg_us",
+        "tcpulse_rtt_client_leg_seconds",
+        "Round trips all through the connections, tap to client to tap",
+    ),
+    (
+        "response_us",
+        "tcpulse_response_seconds",
+        "Server response time per request/response turn: the client's first payload byte to the server's, at the tap",
+    ),
+];
+
+/// Per-server latency histograms: record field, metric, help.
+const SERVER_LATENCIES: [(&str, &str, &str); 4] = [
+    (
+        "handshake_total_us",
+        "tcpulse_server_handshake_seconds",
+        "SYN to the client's final ACK, per server",
+    ),
+    (
+        "rtt_server_leg_us",
+        "tcpulse_server_rtt_server_leg_seconds",
+        "Round trips tap to server to tap, per server",
+    ),
+    (
+        "rtt_client_leg_us",
+        "tcpulse_server_rtt_client_leg_seconds",
+        "Round trips tap to client to tap, per server",
+    ),
+    (
+        "response_us",
+        "tcpulse_server_response_seconds",
+        "Server response time per request/response turn, per server",
     ),
 ];
 
@@ -209,7 +248,14 @@ impl State {
             self.set(format!("tcpulse_{name}"), String::new(), v);
         }
         let h = &rec.histograms;
-        let summaries = [&h.handshake_total_us, &h.syn_synack_us, &h.synack_ack_us];
+        let summaries = [
+            &h.handshake_total_us,
+            &h.syn_synack_us,
+            &h.synack_ack_us,
+            &h.rtt_server_leg_us,
+            &h.rtt_client_leg_us,
+            &h.response_us,
+        ];
         for ((field, metric, help), summary) in LATENCIES.iter().zip(summaries) {
             debug_assert!(field.ends_with("_us"));
             if let Ok(Some(h)) = summary.decode() {
@@ -237,13 +283,23 @@ impl State {
             for (name, v) in gauges {
                 self.set(format!("tcpulse_server_{name}"), server.clone(), v);
             }
-            if let Ok(Some(h)) = row.handshake_total_us.decode() {
-                self.latencies
-                    .entry("tcpulse_server_handshake_seconds".into())
-                    .or_default()
-                    .entry(server.clone())
-                    .or_insert_with(|| Buckets::new(LATENCY_BUCKETS_US.len()))
-                    .add_hist(&h);
+            let summaries = [
+                &row.handshake_total_us,
+                &row.rtt_server_leg_us,
+                &row.rtt_client_leg_us,
+                &row.response_us,
+            ];
+            for ((field, metric, help), summary) in SERVER_LATENCIES.iter().zip(summaries) {
+                debug_assert!(field.ends_with("_us"));
+                if let Ok(Some(h)) = summary.decode() {
+                    self.help.insert((*metric).into(), (*help).into());
+                    self.latencies
+                        .entry((*metric).into())
+                        .or_default()
+                        .entry(server.clone())
+                        .or_insert_with(|| Buckets::new(LATENCY_BUCKETS_US.len()))
+                        .add_hist(&h);
+                }
             }
             if row.counters.get(Counter::data_segments) > 0 {
                 self.ratios
