@@ -339,16 +339,7 @@ fn add_record(acc: &mut Acc, rec: &IntervalRecord, stats: &mut ReadStats) {
     };
     keep_latest(&mut acc.gauges, source, tcp_gauges);
 
-    let h = &rec.histograms;
-    let summaries = [
-        &h.handshake_total_us,
-        &h.syn_synack_us,
-        &h.synack_ack_us,
-        &h.rtt_server_leg_us,
-        &h.rtt_client_leg_us,
-        &h.response_us,
-    ];
-    for (slot, summary) in acc.hists.iter_mut().zip(summaries) {
+    for (slot, summary) in acc.hists.iter_mut().zip(rec.histograms.all()) {
         add_hist(slot, summary, stats);
     }
 

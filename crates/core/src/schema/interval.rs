@@ -262,6 +262,20 @@ pub struct HistogramsRecord {
     pub response_us: HistSummary,
 }
 
+impl HistogramsRecord {
+    /// Every histogram, in field order.
+    pub fn all(&self) -> [&HistSummary; 6] {
+        [
+            &self.handshake_total_us,
+            &self.syn_synack_us,
+            &self.synack_ack_us,
+            &self.rtt_server_leg_us,
+            &self.rtt_client_leg_us,
+            &self.response_us,
+        ]
+    }
+}
+
 /// One listed server.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
 pub struct ServerRecord {

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tcpulse_core::schema::counters::Counter;
-use tcpulse_core::schema::hist::LatencyHist;
+use tcpulse_core::schema::hist::{HistSummary, LatencyHist};
 use tcpulse_core::schema::IntervalRecord;
 
 use super::{Outgoing, Sink};
@@ -247,27 +247,7 @@ impl State {
         for (name, v) in gauges {
             self.set(format!("tcpulse_{name}"), String::new(), v);
         }
-        let h = &rec.histograms;
-        let summaries = [
-            &h.handshake_total_us,
-            &h.syn_synack_us,
-            &h.synack_ack_us,
-            &h.rtt_server_leg_us,
-            &h.rtt_client_leg_us,
-            &h.response_us,
-        ];
-        for ((field, metric, help), summary) in LATENCIES.iter().zip(summaries) {
-            debug_assert!(field.ends_with("_us"));
-            if let Ok(Some(h)) = summary.decode() {
-                self.help.insert((*metric).into(), (*help).into());
-                self.latencies
-                    .entry((*metric).into())
-                    .or_default()
-                    .entry(String::new())
-                    .or_insert_with(|| Buckets::new(LATENCY_BUCKETS_US.len()))
-                    .add_hist(&h);
-            }
-        }
+        self.observe_latencies(&LATENCIES, &rec.histograms.all(), "");
         for row in &rec.servers {
             let server = self.server_label(&row.server);
             for &c in Counter::ALL {
@@ -289,23 +269,34 @@ impl State {
                 &row.rtt_client_leg_us,
                 &row.response_us,
             ];
-            for ((field, metric, help), summary) in SERVER_LATENCIES.iter().zip(summaries) {
-                debug_assert!(field.ends_with("_us"));
-                if let Ok(Some(h)) = summary.decode() {
-                    self.help.insert((*metric).into(), (*help).into());
-                    self.latencies
-                        .entry((*metric).into())
-                        .or_default()
-                        .entry(server.clone())
-                        .or_insert_with(|| Buckets::new(LATENCY_BUCKETS_US.len()))
-                        .add_hist(&h);
-                }
-            }
+            self.observe_latencies(&SERVER_LATENCIES, &summaries, &server);
             if row.counters.get(Counter::data_segments) > 0 {
                 self.ratios
                     .entry(server)
                     .or_insert_with(|| Buckets::new(RATIO_BUCKETS.len()))
                     .add_ratio(row.retransmit_ratio);
+            }
+        }
+    }
+
+    /// Adds each record histogram to its metric's series `labels` (`table`: field, metric,
+    /// help, in the order of `summaries`).
+    fn observe_latencies(
+        &mut self,
+        table: &[(&str, &str, &str)],
+        summaries: &[&HistSummary],
+        labels: &str,
+    ) {
+        for ((field, metric, help), summary) in table.iter().zip(summaries) {
+            debug_assert!(field.ends_with("_us"));
+            if let Ok(Some(h)) = summary.decode() {
+                self.help.insert((*metric).into(), (*help).into());
+                self.latencies
+                    .entry((*metric).into())
+                    .or_default()
+                    .entry(labels.to_string())
+                    .or_insert_with(|| Buckets::new(LATENCY_BUCKETS_US.len()))
+                    .add_hist(&h);
             }
         }
     }
