@@ -146,6 +146,8 @@ struct ExchangeKeys {
     segment_bytes: Option<RangeInclusive<u32>>,
     #[serde(default, deserialize_with = "duration_range_or_zero")]
     think: Option<RangeInclusive<u64>>,
+    #[serde(default, deserialize_with = "percent")]
+    delayed_acks: Option<u16>,
 }
 
 #[derive(Default, Deserialize)]
@@ -335,6 +337,7 @@ impl ScenarioKeys {
             sc.segment_len = bytes;
         }
         sc.think_ns = x.think.unwrap_or(sc.think_ns);
+        sc.delayed_acks_per_mille = x.delayed_acks.unwrap_or(sc.delayed_acks_per_mille);
 
         let a = self.anomalies;
         for (keys, name, target) in [

@@ -25,7 +25,8 @@ use tcpulse_io::transmit::{queue_of, FrameBook, Spread};
 pub use flood::{Flood, FloodTruth};
 pub use frame::{TcpFrame, Underlay, Wrap};
 pub use scenario::{
-    CloseMix, EncapMix, Feature, Generated, Rng, Scenario, Stamped, StampedFrames, Truth,
+    CloseMix, EncapMix, Feature, Generated, LatencyTruth, Rng, Scenario, Stamped, StampedFrames,
+    Truth,
 };
 
 /// pcap LINKTYPE_ETHERNET.
@@ -186,6 +187,8 @@ pub fn truth_json(t: &Truth) -> Value {
         "fin_first": t.fin_first,
         "half_closed_stall": false,
         "close": t.close,
+        "rtt": rtt_json(&t.latency),
+        "response": response_json(&t.latency.response),
     });
     if let Some((id, outer)) = t.wrap.as_ref().and_then(Wrap::tunnel) {
         let mut tunnel = json!({
@@ -198,6 +201,46 @@ pub fn truth_json(t: &Truth) -> Value {
         }
         v["tunnel"] = tunnel;
     }
+    v
+}
+
+/// `{samples, min_ns, p50_ns, max_ns}` of `samples`, `p50_ns` the exact lower median (the
+/// flow record's is a log bucket's middle, within 12.5 % of it: docs/schema.md).
+fn summary_json(samples: &[u64]) -> Value {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    json!({
+        "samples": sorted.len(),
+        "min_ns": sorted.first(),
+        "p50_ns": sorted.get(sorted.len().saturating_sub(1) / 2),
+        "max_ns": sorted.last(),
+    })
+}
+
+/// The flow record's `rtt`: `null` without any sample.
+fn rtt_json(l: &LatencyTruth) -> Value {
+    let source = match (l.from_timestamps, l.from_seq_ack) {
+        (true, true) => "both",
+        (true, false) => "timestamps",
+        (false, true) => "seq_ack",
+        (false, false) => return Value::Null,
+    };
+    json!({
+        "server_leg": summary_json(&l.server_leg),
+        "client_leg": summary_json(&l.client_leg),
+        "source": source,
+    })
+}
+
+/// The flow record's `response`: `null` without a completed turn.
+fn response_json(turns: &[u64]) -> Value {
+    if turns.is_empty() {
+        return Value::Null;
+    }
+    let mut v = summary_json(turns);
+    let map = v.as_object_mut().expect("an object");
+    let n = map.remove("samples").expect("samples");
+    map.insert("turns".into(), n);
     v
 }
 

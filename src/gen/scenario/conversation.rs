@@ -45,7 +45,19 @@ pub(super) struct Seg {
     flags: u8,
     window: u16,
     len: u32,
+    /// A resend of data (or SYN) the tap saw before.
+    resend: bool,
+    /// Lost after the tap: the receiver never gets it.
+    lost: bool,
+    /// The tap's first copy of a range, after later data.
+    out_of_order: bool,
+    /// A zero-window probe: its byte is not taken, so it does not advance its sender.
+    probe: bool,
 }
+
+/// Linux's shortest delayed-ACK timer (`TCP_DELACK_MIN`): a receiver that acknowledges every
+/// second segment waits this long before acknowledging an odd last one.
+pub(super) const DELAYED_ACK: u64 = 40 * MS;
 
 /// Counts per direction (index [`CLIENT`] = client→server).
 #[derive(Default)]
@@ -82,6 +94,10 @@ pub(super) struct Conv<'a> {
     leg: [u64; 2],
     /// Initial RTT (latest SYN → handshake ACK), once established.
     rtt: u64,
+    /// Receivers acknowledge every second segment of a flight and an odd last one late.
+    delayed_acks: bool,
+    /// When the last flight's last data segment passed the tap: answers are timed from it.
+    flight_end: u64,
     tally: Tally,
 }
 
@@ -96,6 +112,9 @@ impl<'a> Conv<'a> {
             1000 + rng.below(64_536) as u16,
             1000 + rng.below(64_536) as u16,
         ];
+        // Drawn only when asked for, so scenarios without it stay what they were.
+        let delayed_acks =
+            sc.delayed_acks_per_mille > 0 && rng.per_mille(sc.delayed_acks_per_mille);
         Conv {
             sc,
             index,
@@ -106,6 +125,8 @@ impl<'a> Conv<'a> {
             window,
             leg,
             rtt: 0,
+            delayed_acks,
+            flight_end: 0,
             tally: Tally::default(),
         }
     }
@@ -139,6 +160,10 @@ impl<'a> Conv<'a> {
             flags,
             window,
             len: 0,
+            resend: false,
+            lost: false,
+            out_of_order: false,
+            probe: false,
         });
     }
 
@@ -154,7 +179,18 @@ impl<'a> Conv<'a> {
             flags,
             window,
             len,
+            resend: false,
+            lost: false,
+            out_of_order: false,
+            probe: false,
         });
+    }
+
+    /// Marks the segment just emitted.
+    fn mark(&mut self, edit: impl FnOnce(&mut Seg)) {
+        if let Some(seg) = self.segs.last_mut() {
+            edit(seg);
+        }
     }
 
     /// A segment without data from `from`, acknowledging `ack`.
@@ -192,6 +228,7 @@ impl<'a> Conv<'a> {
         self.control(self.t, CLIENT, 0, 0, SYN, wc);
         for k in 0..syn_resends {
             self.control(self.after(SEC << k), CLIENT, 0, 0, SYN, wc);
+            self.mark(|s| s.resend = true);
             self.tally.retransmits[CLIENT] += 1;
         }
         self.next[CLIENT] = 1;
@@ -210,6 +247,7 @@ impl<'a> Conv<'a> {
         let synack_resends = self.sc.synack_retransmits.draw(&mut self.rng);
         for k in 0..synack_resends {
             self.control(self.after(SEC << k), SERVER, 0, 1, SYN | ACK, ws);
+            self.mark(|s| s.resend = true);
             self.tally.retransmits[SERVER] += 1;
         }
         self.next[SERVER] = 1;
@@ -271,32 +309,90 @@ impl<'a> Conv<'a> {
                 .rng
                 .range32(&self.sc.request_segments)
                 .max(request.min_segments());
-            let server_owes_ack = self.flight(CLIENT, n, request, think);
+            let server_owes_ack = self.flight(CLIENT, n, request, self.t + think);
             let delay = self.leg[SERVER] + self.rng.range(&(0..=500 * US));
             let mut n = self.rng.range32(&self.sc.response_segments);
             if response != Anomaly::None {
                 n = n.max(response.min_segments());
             }
+            let answer_at = self.flight_end + delay;
             if n == 0 {
                 if server_owes_ack {
                     let ack = self.next[CLIENT];
-                    self.bare_ack(self.after(delay), SERVER, ack, self.window[SERVER]);
+                    let at = self.at_least(answer_at + self.delayed_ack_wait());
+                    self.bare_ack(at, SERVER, ack, self.window[SERVER]);
                 }
-            } else if self.flight(SERVER, n, response, delay) {
+            } else if self.flight(SERVER, n, response, answer_at) {
                 let ack = self.next[SERVER];
-                self.bare_ack(
-                    self.after(self.leg[CLIENT]),
-                    CLIENT,
-                    ack,
-                    self.window[CLIENT],
-                );
+                let at = self.flight_end + self.leg[CLIENT] + self.delayed_ack_wait();
+                self.bare_ack(self.at_least(at), CLIENT, ack, self.window[CLIENT]);
             }
         }
     }
 
-    /// `n` data segments from `from`, the first `first_dt` after the last segment, with
-    /// `anomaly` played out. Returns whether the receiver still owes an ACK for them.
-    fn flight(&mut self, from: usize, n: u32, anomaly: Anomaly, first_dt: u64) -> bool {
+    /// `at`, or just after the last segment if that is later (times strictly increase).
+    fn at_least(&self, at: u64) -> u64 {
+        at.max(self.t + 1)
+    }
+
+    /// How long a receiver that owes an ACK for an odd last segment holds it back.
+    fn delayed_ack_wait(&self) -> u64 {
+        if self.delayed_acks {
+            DELAYED_ACK
+        } else {
+            0
+        }
+    }
+
+    /// A clean flight to a receiver that acknowledges every second segment as it arrives: the
+    /// ACKs pass the tap the receiver's leg later, in among the flight's later segments.
+    /// Returns whether the receiver still owes an ACK (for an odd last segment).
+    fn flight_with_delayed_acks(
+        &mut self,
+        from: usize,
+        seqs: &[u32],
+        lens: &[u32],
+        first_at: u64,
+    ) -> bool {
+        let to = 1 - from;
+        let n = seqs.len();
+        let mut at = first_at;
+        let mut sent = Vec::with_capacity(n);
+        for j in 0..n {
+            if j > 0 {
+                at += self.rng.range(&(5 * US..=50 * US));
+            }
+            sent.push(at);
+        }
+        let acks: Vec<(u64, u32)> = (1..n)
+            .step_by(2)
+            .map(|j| {
+                let jitter = self.rng.range(&(0..=20 * US));
+                (
+                    sent[j] + self.leg[to] + jitter,
+                    seqs[j].wrapping_add(lens[j]),
+                )
+            })
+            .collect();
+        let (mut j, mut k) = (0, 0);
+        while j < n || k < acks.len() {
+            if j < n && (k == acks.len() || sent[j] <= acks[k].0) {
+                self.data(self.at_least(sent[j]), from, seqs[j], lens[j], j == n - 1);
+                self.flight_end = self.t;
+                j += 1;
+            } else {
+                let (ack_at, ack) = acks[k];
+                self.bare_ack(self.at_least(ack_at), to, ack, self.window[to]);
+                k += 1;
+            }
+        }
+        n % 2 == 1
+    }
+
+    /// `n` data segments from `from`, the first at `first_at` (or just after the last segment),
+    /// with `anomaly` played out. Returns whether the receiver still owes an ACK for them;
+    /// `flight_end` is when the answer is timed from.
+    fn flight(&mut self, from: usize, n: u32, anomaly: Anomaly, first_at: u64) -> bool {
         let to = 1 - from;
         let min_len = (*self.sc.segment_len.start()).max(2);
         let len_range = min_len..=(*self.sc.segment_len.end()).max(min_len);
@@ -313,6 +409,9 @@ impl<'a> Conv<'a> {
         self.next[from] = end;
         let n = n as usize;
         let last = n - 1;
+        if self.delayed_acks && anomaly == Anomaly::None && n >= 2 {
+            return self.flight_with_delayed_acks(from, &seqs, &lens, first_at);
+        }
 
         // The tap sees segment `swap + 1` just before segment `swap`.
         let swap = (anomaly == Anomaly::OutOfOrder).then(|| self.rng.below(last as u64) as usize);
@@ -323,23 +422,34 @@ impl<'a> Conv<'a> {
                 Some(s) if j == s + 1 => s,
                 _ => j,
             };
-            let dt = match swap {
-                _ if j == 0 => first_dt,
-                Some(s) if j == s + 1 => swap_gap,
-                _ => self.rng.range(&(5 * US..=50 * US)),
+            let at = match swap {
+                _ if j == 0 => self.at_least(first_at),
+                Some(s) if j == s + 1 => self.after(swap_gap),
+                _ => {
+                    let gap = self.rng.range(&(5 * US..=50 * US));
+                    self.after(gap)
+                }
             };
-            self.data(self.after(dt), from, seqs[idx], lens[idx], idx == last);
+            self.data(at, from, seqs[idx], lens[idx], idx == last);
+            let lost = match anomaly {
+                Anomaly::Timeout => idx == last,
+                Anomaly::Fast => idx == 0,
+                _ => false,
+            };
+            let late = swap.is_some_and(|s| j == s + 1);
+            self.mark(|s| (s.lost, s.out_of_order) = (lost, late));
         }
         if swap.is_some() {
             self.tally.ooo[from] += 1;
         }
 
         let (w_from, w_to) = (self.window[from], self.window[to]);
-        match anomaly {
+        let owes = match anomaly {
             Anomaly::None | Anomaly::OutOfOrder => true,
             Anomaly::Timeout => {
                 let rto = self.rto();
                 self.data(self.after(rto), from, seqs[last], lens[last], true);
+                self.mark(|s| s.resend = true);
                 self.tally.retransmits[from] += 1;
                 true
             }
@@ -355,14 +465,17 @@ impl<'a> Conv<'a> {
                     .rng
                     .range(&(20 * US..=(15 * MS).min(self.leg[from]).max(20 * US)));
                 self.data(self.after(react), from, seqs[0], lens[0], last == 0);
+                self.mark(|s| s.resend = true);
                 self.tally.retransmits[from] += 1;
                 self.tally.fast[from] += 1;
                 true
             }
             Anomaly::Spurious => {
                 self.bare_ack(self.after(self.leg[to]), to, end, w_to);
+                self.mark(|s| s.lost = true);
                 let rto = self.rto();
                 self.data(self.after(rto), from, seqs[last], lens[last], true);
+                self.mark(|s| s.resend = true);
                 self.tally.retransmits[from] += 1;
                 self.tally.spurious[from] += 1;
                 self.bare_ack(self.after(self.leg[to]), to, end, w_to);
@@ -385,6 +498,10 @@ impl<'a> Conv<'a> {
                         flags: ACK,
                         window: w_from,
                         len: 1,
+                        resend: false,
+                        lost: false,
+                        out_of_order: false,
+                        probe: true,
                     });
                     self.tally.probes[from] += 1;
                     self.bare_ack(self.after(self.leg[to]), to, end, 0);
@@ -394,7 +511,9 @@ impl<'a> Conv<'a> {
                 self.bare_ack(self.after(reopen), to, end, w_to);
                 false
             }
-        }
+        };
+        self.flight_end = self.t;
+        owes
     }
 
     /// Ends an established connection as `sc.close` says; returns close reason and FIN-first.
@@ -516,15 +635,28 @@ impl<'a> Conv<'a> {
         ];
 
         let wrap = self.sc.encapsulation.draw(&mut self.rng);
+        // Each side's timestamp clock ticks once per millisecond, at its own phase.
+        let ts_phase = [self.rng.below(MS), self.rng.below(MS)];
+        let options = self.timestamp_options(timestamps.then_some((ts_base, ts_phase)));
 
         let addr = [client, server];
-        let mut last_tsval = [0u32; 2];
         let mut frames = Vec::with_capacity(self.segs.len());
-        for (index, s) in self.segs.iter().enumerate() {
+        let mut timed = Vec::with_capacity(self.segs.len());
+        for (index, (s, &option)) in self.segs.iter().zip(&options).enumerate() {
             let (from, to) = (s.from, 1 - s.from);
             let syn = s.flags & SYN != 0;
-            let tsval = ts_base[from].wrapping_add((s.ts / MS) as u32);
-            last_tsval[from] = tsval;
+            timed.push(latency::Timed {
+                from,
+                ts: s.ts,
+                seq: s.seq,
+                ack: s.ack,
+                flags: s.flags,
+                len: s.len,
+                timestamps: option,
+                resend: s.resend,
+                out_of_order: s.out_of_order,
+                probe: s.probe,
+            });
             let frame = TcpFrame {
                 src: addr[from].ip(),
                 dst: addr[to].ip(),
@@ -542,14 +674,7 @@ impl<'a> Conv<'a> {
                 mss: syn.then_some(mss),
                 wscale: syn.then_some(wscale[from]),
                 sack_permitted: syn && sack,
-                timestamps: (timestamps && s.flags & RST == 0).then_some((
-                    tsval,
-                    if s.flags & ACK != 0 {
-                        last_tsval[to]
-                    } else {
-                        0
-                    },
-                )),
+                timestamps: option,
                 vlan: vlan.filter(|&(_, dir)| dir == from).map(|(id, _)| id),
                 wrap: wrap.map(|w| match w[from] {
                     // The mirror session numbers its copies.
@@ -590,7 +715,53 @@ impl<'a> Conv<'a> {
             fin_first,
             close,
             wrap: frames.first().and_then(|(_, f)| f.wrap),
+            latency: latency::LatencyTruth::of(&timed),
         };
         (frames, truth)
+    }
+
+    /// Each segment's (TSval, TSecr) when the connection uses timestamps (RSTs carry none).
+    /// A side echoes what RFC 7323 (and Linux) keep as `TS.Recent`: the TSval of the latest
+    /// segment it received that began at or below the last ACK it sent — after a flight, the
+    /// first segment of it, not the last. A segment received is one that passed the tap at
+    /// least the receiver's leg before: what a side sends cannot answer what has not reached it.
+    fn timestamp_options(&self, clock: Option<([u32; 2], [u64; 2])>) -> Vec<Option<(u32, u32)>> {
+        let Some((base, phase)) = clock else {
+            return vec![None; self.segs.len()];
+        };
+        let carries = |s: &Seg| s.flags & RST == 0;
+        let tsval = |s: &Seg| base[s.from].wrapping_add(((s.ts + phase[s.from]) / MS) as u32);
+        let mut recent: [Option<u32>; 2] = [None; 2];
+        let mut last_ack_sent: [Option<u32>; 2] = [None; 2];
+        // Per receiving side, the first segment not yet delivered to it.
+        let mut delivered = [0usize; 2];
+        let mut out = Vec::with_capacity(self.segs.len());
+        for s in &self.segs {
+            let side = s.from;
+            while let Some(o) = self.segs.get(delivered[side]) {
+                if o.from != side {
+                    if o.ts + self.leg[side] > s.ts {
+                        break;
+                    }
+                    let in_window =
+                        last_ack_sent[side].is_none_or(|a| (o.seq.wrapping_sub(a) as i32) <= 0);
+                    let newer = recent[side].is_none_or(|r| (tsval(o).wrapping_sub(r) as i32) >= 0);
+                    if carries(o) && !o.lost && in_window && newer {
+                        recent[side] = Some(tsval(o));
+                    }
+                }
+                delivered[side] += 1;
+            }
+            if s.flags & ACK != 0 {
+                last_ack_sent[side] = Some(s.ack);
+            }
+            let echo = if s.flags & ACK != 0 {
+                recent[side].unwrap_or(0)
+            } else {
+                0
+            };
+            out.push(carries(s).then_some((tsval(s), echo)));
+        }
+        out
     }
 }

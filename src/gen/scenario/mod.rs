@@ -36,8 +36,10 @@ use super::frame::{TcpFrame, Underlay, Wrap};
 use tcpulse_core::decode::flags::{ACK, FIN, PSH, RST, SYN};
 
 mod conversation;
+mod latency;
 
 use conversation::Conv;
+pub use latency::LatencyTruth;
 
 const US: u64 = 1_000;
 const MS: u64 = 1_000_000;
@@ -311,6 +313,10 @@ pub struct Scenario {
     pub segment_len: RangeInclusive<u32>,
     /// Pause before each request and before the teardown.
     pub think_ns: RangeInclusive<u64>,
+    /// Connections whose receivers acknowledge every second segment of a clean flight as it
+    /// arrives, and an odd last one 40 ms late unless data carries the ACK (Linux's delayed
+    /// ACKs).
+    pub delayed_acks_per_mille: u16,
     pub ipv6_per_mille: u16,
     /// Connections seen with an 802.1Q tag on one direction only, as from a SPAN port.
     pub vlan_per_mille: u16,
@@ -356,6 +362,7 @@ impl Default for Scenario {
             // fits a standard Ethernet link, so generated traffic can be sent on a real one.
             segment_len: 2..=1428,
             think_ns: 100 * US..=50 * MS,
+            delayed_acks_per_mille: 0,
             ipv6_per_mille: 0,
             vlan_per_mille: 0,
             encapsulation: EncapMix::NONE,
@@ -383,6 +390,7 @@ impl Scenario {
             seed,
             connections,
             arrival_spread_ns: 5 * SEC,
+            delayed_acks_per_mille: 300,
             ipv6_per_mille: 200,
             vlan_per_mille: 100,
             seq_wrap_per_mille: 100,
@@ -606,6 +614,8 @@ pub struct Truth {
     pub close: &'static str,
     /// How the connection's first frame was wrapped (the flow record's `tunnel` comes from it).
     pub wrap: Option<Wrap>,
+    /// Its RTT samples per leg and its response times (docs/latency.md).
+    pub latency: LatencyTruth,
 }
 
 fn client_addr(index: u32, ipv6: bool) -> SocketAddr {
@@ -641,6 +651,7 @@ fn server_addr(rng: &mut Rng, ipv6: bool) -> SocketAddr {
 
 #[cfg(test)]
 mod tests {
+    use super::conversation::DELAYED_ACK;
     use super::*;
     use std::collections::{HashMap, HashSet};
 
@@ -939,6 +950,62 @@ mod tests {
             .flatten()
             .filter(|(lo, hi)| hi.wrapping_sub(*lo) > 1 << 31);
         assert!(wrapped.count() > 100);
+    }
+
+    /// The truth's RTT samples are the delays the model applied: on clean connections each
+    /// server-leg sample is the server's leg plus its 0–500 µs answer delay, each client-leg
+    /// sample the client's leg; timestamps add at most the 1 ms clock tick and the flight;
+    /// delayed ACKs add their 40 ms timer to an odd last segment's.
+    #[test]
+    fn latency_truth_is_the_delays_applied() {
+        for delayed_acks_per_mille in [0, 1000] {
+            let sc = Scenario {
+                connections: 400,
+                delayed_acks_per_mille,
+                response_segments: 0..=6,
+                ..Scenario::default()
+            };
+            let (mut by_ts, mut by_seq, mut late) = (0, 0, 0);
+            for t in sc.generate().truths {
+                let (ls, lc) = (t.syn_synack_ns.unwrap(), t.synack_ack_ns.unwrap());
+                let l = &t.latency;
+                assert!(l.server_leg.len() >= 2 && l.client_leg.len() >= 2, "{t:?}");
+                assert!(l.from_timestamps != l.from_seq_ack);
+                // The slack timestamps add: a tick, and the flight before the echoed segment.
+                let (tick_s, tick_c) = if l.from_timestamps {
+                    by_ts += 1;
+                    (MS + 50 * US, MS + 250 * US)
+                } else {
+                    by_seq += 1;
+                    (0, 0)
+                };
+                let timer = [0, DELAYED_ACK];
+                let in_flight = if delayed_acks_per_mille > 0 {
+                    20 * US + 1
+                } else {
+                    0
+                };
+                for &ns in &l.server_leg {
+                    let ok = timer
+                        .iter()
+                        .any(|&d| (ls + d..=ls + d + 500 * US + tick_s).contains(&ns));
+                    assert!(ok, "server leg {ns} for {ls}: {t:?}");
+                    late += u64::from(ns >= ls + DELAYED_ACK);
+                }
+                for &ns in &l.client_leg {
+                    let ok = timer
+                        .iter()
+                        .any(|&d| (lc + d..=lc + d + in_flight + tick_c).contains(&ns));
+                    assert!(ok, "client leg {ns} for {lc}: {t:?}");
+                    late += u64::from(ns >= lc + DELAYED_ACK);
+                }
+                for &ns in &l.response {
+                    assert!(ns >= ls, "response {ns} for {ls}");
+                }
+            }
+            assert!(by_ts > 100 && by_seq > 100, "{by_ts} {by_seq}");
+            assert_eq!(late > 0, delayed_acks_per_mille > 0, "{late}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::conn::{bit, Conn, FlowStats, C2S, S2C};
 use super::key::{FlowHasher, FlowKey, TunnelKeying};
-use super::latency::{Latency, LatencyConfig, Leg, PendingEvents, RttSample};
+use super::latency::{Latency, LatencyConfig, Leg, PendingEvents, RttSample, SegmentFacts};
 use super::segment::{self, IntervalHists, Seen};
 use super::servers::{fast, FastHists, ServerSnapshot, ServerTable};
 use super::table::{FlowTable, InsertError};
@@ -100,6 +100,7 @@ pub struct WorkerInterval {
     pub flows: Vec<FlowRecord>,
     pub flow_table_full: u64,
     pub flow_probe_limit: u64,
+    pub rtt_events_displaced: u64,
     pub active_flows: u64,
     /// Records the worker's merge of several feeders had to release before their turn (set by
     /// the worker, not the engine).
@@ -349,14 +350,15 @@ impl Engine {
         let prev_last_ns = conn.last_ns;
         let verdict = segment::analyse(conn, rec, from_client);
         let di = if from_client { C2S } else { S2C };
-        let samples = conn.latency.on_segment(
-            &self.cfg.latency,
-            &mut self.pending,
-            rec,
-            di,
+        let facts = SegmentFacts {
+            dir: di,
             prev_last_ns,
             verdict,
-        );
+            peer_next_seq: conn.seq[1 - di].next_seq,
+        };
+        let samples = conn
+            .latency
+            .on_segment(&self.cfg.latency, &mut self.pending, rec, &facts);
         let server_idx = conn.server_idx;
         let mut seen = Seen {
             conn,
@@ -583,6 +585,7 @@ impl Engine {
         std::mem::swap(&mut self.flows, &mut part.flows);
         part.flow_table_full = std::mem::take(&mut self.flow_table_full);
         part.flow_probe_limit = std::mem::take(&mut self.flow_probe_limit);
+        part.rtt_events_displaced = self.pending.take_displaced();
         part.active_flows = self.table.len() as u64;
         part.reorder_overflow = 0;
     }

@@ -6,7 +6,9 @@
 //! both as they pass the tap; the leg is the answering side's (a client segment answered by the
 //! server is a server-leg sample). Per segment, one of two sources (`RttSource`):
 //! - **timestamps**, when the segment carries the option: the first segment of a direction with
-//!   a TSval newer than every TSval timed before is timed; the first segment of the other
+//!   a TSval newer than every TSval timed before is timed, unless it is a pure ACK of all the
+//!   peer sent (which asks for no answer: the echo comes whenever the peer next sends, and
+//!   would time a think time, as ePPing notes); the first segment of the other
 //!   direction whose TSecr echoes it ends the sample. A repeated TSval (stacks tick once per
 //!   millisecond), an older one (reordering) and a second echo give nothing; a resend carries a
 //!   TSval of its own, so retransmissions need no rule.
@@ -42,8 +44,11 @@ use crate::schema::flow::{LatencySummary, ResponseRecord, RttRecord, RttSourceNa
 /// A sample of more than this is not taken: an event waits at most 4 s for its answer.
 pub const MAX_SAMPLE_NS: u64 = 4_000_000_000;
 
-/// Entries of [`PendingEvents`]: 2^16 events × 16 bytes = 1 MiB per worker.
-const PENDING_BITS: u32 = 16;
+/// Sets of [`PendingEvents`]: 2^14 sets × 4 ways × 16 bytes = 1 MiB per worker.
+const PENDING_SET_BITS: u32 = 14;
+const PENDING_WAYS: usize = 4;
+/// Fingerprints of displaced events: 2^15 × 4 bytes = 128 KiB per worker.
+const GHOST_BITS: u32 = 15;
 
 /// Where RTT samples come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -126,74 +131,164 @@ struct Pending {
     ts_ns: u64,
 }
 
+/// The ways of one set: one cache line, so finding an event costs one memory access.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct PendingSet([Pending; PENDING_WAYS]);
+
 /// The older timed events of every flow of a worker waiting for their answer, in a fixed table
 /// (as ePPing keeps them in one map): a bulk transfer has hundreds of segments in flight, which
-/// per-flow slots could not hold without making every flow large. Direct-mapped and written
-/// blind — filing an event costs a store, never a wait for memory — so a new event replaces
-/// whatever shared its entry: under pressure some older events give no sample (fewer samples,
-/// never a wrong one, as an answer must match the entry's flow, epoch and value).
+/// per-flow slots could not hold without making every flow large. Set-associative, 4 ways in a
+/// cache line: a new event takes a free way or the oldest event's, so an event waiting for its
+/// answer is lost only when four newer ones land in its set first. Most filed events are never
+/// answered (a flight's ACK answers its last segment), so a displacement is no loss until an
+/// answer comes for the displaced event: a fingerprint of each event displaced within the age
+/// limit is kept, and an answer that finds only the fingerprint is counted
+/// ([`PendingEvents::take_displaced`]; a lower bound, as fingerprints share slots too). Fewer
+/// samples, never a wrong one: an answer must match the entry's flow, epoch and value.
 pub struct PendingEvents {
-    entries: Box<[Pending]>,
+    sets: Box<[PendingSet]>,
+    ghosts: Box<[u32]>,
+    /// Answers whose event had been displaced.
+    displaced: u64,
 }
 
 impl Default for PendingEvents {
     fn default() -> Self {
         PendingEvents {
-            entries: vec![Pending::default(); 1 << PENDING_BITS].into_boxed_slice(),
+            sets: vec![PendingSet::default(); 1 << PENDING_SET_BITS].into_boxed_slice(),
+            ghosts: vec![0; 1 << GHOST_BITS].into_boxed_slice(),
+            displaced: 0,
         }
     }
 }
 
 impl PendingEvents {
     #[inline]
-    fn entry_of(key: u32, value: u32) -> usize {
-        let h = (u64::from(key) << 32 | u64::from(value)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (h >> (64 - PENDING_BITS)) as usize
+    fn hash(key: u32, value: u32) -> u64 {
+        (u64::from(key) << 32 | u64::from(value)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     #[inline]
-    fn insert(&mut self, key: u32, value: u32, ts_ns: u64) {
-        self.entries[Self::entry_of(key, value)] = Pending { key, value, ts_ns };
+    fn set_index(key: u32, value: u32) -> usize {
+        (Self::hash(key, value) >> (64 - PENDING_SET_BITS)) as usize
     }
 
-    /// Files an event unless the same one waits already (a second copy of a segment: the
-    /// first copy's time stands).
+    /// A displaced event's slot among the fingerprints, and its fingerprint (never 0).
+    #[inline]
+    fn ghost_of(key: u32, value: u32) -> (usize, u32) {
+        let h = Self::hash(key, value);
+        (((h >> 24) & ((1 << GHOST_BITS) - 1)) as usize, h as u32 | 1)
+    }
+
+    #[inline]
+    fn set_of(&mut self, key: u32, value: u32) -> &mut PendingSet {
+        &mut self.sets[Self::set_index(key, value)]
+    }
+
+    /// Files an event timed at `ts_ns`, seen at `now_ns`; with `keep_first`, not when the same
+    /// one waits already (a second copy of a segment: the first copy's time stands).
+    #[inline]
+    fn file(&mut self, key: u32, value: u32, ts_ns: u64, now_ns: u64, keep_first: bool) {
+        let set = self.set_of(key, value);
+        let mut way = 0;
+        for (i, p) in set.0.iter().enumerate() {
+            if p.key == key && p.value == value && p.ts_ns != 0 {
+                if keep_first {
+                    return;
+                }
+                way = i;
+                break;
+            }
+            // Free ways have time 0: the oldest is a free one when there is one.
+            if p.ts_ns < set.0[way].ts_ns {
+                way = i;
+            }
+        }
+        let old = set.0[way];
+        set.0[way] = Pending { key, value, ts_ns };
+        let live = old.ts_ns != 0
+            && !(old.key == key && old.value == value)
+            && now_ns.saturating_sub(old.ts_ns) <= MAX_SAMPLE_NS;
+        if live {
+            let (slot, print) = Self::ghost_of(old.key, old.value);
+            self.ghosts[slot] = print;
+        }
+    }
+
+    #[inline]
+    fn insert(&mut self, key: u32, value: u32, ts_ns: u64, now_ns: u64) {
+        self.file(key, value, ts_ns, now_ns, false);
+    }
+
     #[inline]
     fn insert_first(&mut self, key: u32, value: u32, ts_ns: u64) {
-        let p = &mut self.entries[Self::entry_of(key, value)];
-        if !(p.key == key && p.value == value && p.ts_ns != 0) {
-            *p = Pending { key, value, ts_ns };
-        }
+        self.file(key, value, ts_ns, ts_ns, true);
     }
 
     /// The capture time of the event `value` of `key`, which is answered now.
     #[inline]
     fn take(&mut self, key: u32, value: u32) -> Option<u64> {
-        let p = &mut self.entries[Self::entry_of(key, value)];
-        (p.key == key && p.value == value && p.ts_ns != 0).then(|| std::mem::take(&mut p.ts_ns))
+        let set = self.set_of(key, value);
+        let found = set
+            .0
+            .iter_mut()
+            .find(|p| p.key == key && p.value == value && p.ts_ns != 0);
+        if let Some(p) = found {
+            return Some(std::mem::take(&mut p.ts_ns));
+        }
+        let (slot, print) = Self::ghost_of(key, value);
+        if self.ghosts[slot] == print {
+            self.ghosts[slot] = 0;
+            self.displaced += 1;
+        }
+        None
+    }
+
+    /// Answers that came for a displaced event since the last call: RTT samples the table's
+    /// size cost.
+    pub fn take_displaced(&mut self) -> u64 {
+        std::mem::take(&mut self.displaced)
     }
 }
 
 /// Bits of [`Latency::held`], per direction.
 mod held {
     /// An event was timed: `newest` holds its value.
-    pub const NEWEST: u8 = 1 << 0;
+    pub const NEWEST: u16 = 1 << 0;
     /// An answer was seen: `answered` holds the highest.
-    pub const ANSWERED: u8 = 1 << 1;
+    pub const ANSWERED: u16 = 1 << 1;
     /// The events are TSvals (else end sequence numbers).
-    pub const TIMESTAMPS: u8 = 1 << 2;
+    pub const TIMESTAMPS: u16 = 1 << 2;
     /// The newest event waits for its answer (in the flow, not in the table).
-    pub const NEWEST_OPEN: u8 = 1 << 3;
+    pub const NEWEST_OPEN: u16 = 1 << 3;
     /// Older events of this epoch were filed in the table and may still be answered.
-    pub const IN_TABLE: u8 = 1 << 4;
-    /// The direction's resend epoch (Karn): its count of retransmissions, modulo 8; an event
-    /// timed in an earlier epoch gives no sample.
+    pub const IN_TABLE: u16 = 1 << 4;
+    /// The direction's resend epoch (Karn), modulo 32: it moves on at a retransmission that
+    /// leaves timed events unanswerable; an event timed in an earlier epoch gives no sample.
+    /// Wide enough that a loss recovery's burst of resends within the 4 s age limit does not
+    /// bring an old epoch back (with 8 epochs, lab bulk transfers matched old events).
     pub const EPOCH_SHIFT: u32 = 5;
-    pub const EPOCH: u8 = 0x7 << EPOCH_SHIFT;
+    pub const EPOCH_BITS: u32 = 5;
+    pub const EPOCH: u16 = ((1 << EPOCH_BITS) - 1) << EPOCH_SHIFT;
 }
 
-/// Flow ids are this many bits wide ([`Latency::key`] takes five more).
-pub const FLOW_ID_BITS: u32 = 27;
+/// What the flow knows of a segment besides its record.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentFacts {
+    /// The sender's direction (`C2S`, `S2C`).
+    pub dir: usize,
+    /// The flow's latest capture time before this segment (0 for its first).
+    pub prev_last_ns: u64,
+    /// The sequence analysis's bits for it.
+    pub verdict: u16,
+    /// The sequence number after the highest byte the other direction sent (0: unknown).
+    pub peer_next_seq: u32,
+}
+
+/// Flow ids are this many bits wide ([`Latency::key`] takes seven more): 32 Mi flows before an
+/// id comes back, far more than a worker opens within the 4 s an event may wait.
+pub const FLOW_ID_BITS: u32 = 25;
 
 /// The latency state of one flow. Its newest timed event per direction waits here (most
 /// answers end it: a request, the last segment of a flight); older ones wait in the worker's
@@ -210,7 +305,7 @@ pub struct Latency {
     answered: [u32; 2],
     /// Tells this flow's events from every other's in [`PendingEvents`].
     flow_id: u32,
-    held: [u8; 2],
+    held: [u16; 2],
 }
 
 #[inline]
@@ -239,22 +334,20 @@ impl Latency {
         let h = u32::from(self.held[dir]);
         let epoch = (h & u32::from(held::EPOCH)) >> held::EPOCH_SHIFT;
         let ts = u32::from(h & u32::from(held::TIMESTAMPS) != 0);
-        self.flow_id << 5 | epoch << 2 | ts << 1 | dir as u32
+        self.flow_id << (held::EPOCH_BITS + 2) | epoch << 2 | ts << 1 | dir as u32
     }
 
-    /// Runs one segment sent by direction `di` through the measurement. `prev_last_ns` is the
-    /// flow's latest capture time before this segment (0 for its first); `seg_verdict` the
-    /// sequence analysis's bits for it.
+    /// Runs one segment through the measurement.
     #[inline]
     pub fn on_segment(
         &mut self,
         cfg: &LatencyConfig,
         pending: &mut PendingEvents,
         rec: &PacketRecord,
-        di: usize,
-        prev_last_ns: u64,
-        seg_verdict: u16,
+        facts: &SegmentFacts,
     ) -> Samples {
+        let (di, prev_last_ns) = (facts.dir, facts.prev_last_ns);
+        let seg_verdict = facts.verdict;
         let now = rec.ts_ns;
         let resent = seg_verdict & verdict::RETRANSMISSION != 0;
         let mut out = Samples::default();
@@ -272,7 +365,7 @@ impl Latency {
         if self.held[1 - di] & held::NEWEST != 0 {
             out.rtt = self.answer(pending, rec, 1 - di, prev_last_ns);
         }
-        self.time(cfg, pending, rec, di, prev_last_ns, seg_verdict);
+        self.time(cfg, pending, rec, facts);
         if rec.payload_len > 0 && !resent {
             if di == C2S {
                 if self.turn_ns == 0 {
@@ -356,10 +449,10 @@ impl Latency {
         cfg: &LatencyConfig,
         pending: &mut PendingEvents,
         rec: &PacketRecord,
-        di: usize,
-        prev_last_ns: u64,
-        seg_verdict: u16,
+        facts: &SegmentFacts,
     ) {
+        let (di, prev_last_ns) = (facts.dir, facts.prev_last_ns);
+        let (seg_verdict, peer_next_seq) = (facts.verdict, facts.peer_next_seq);
         let resent = seg_verdict & verdict::RETRANSMISSION != 0;
         let out_of_order = seg_verdict & verdict::OUT_OF_ORDER != 0;
         let has_ts = rec.options & opt::TIMESTAMP != 0;
@@ -370,13 +463,25 @@ impl Latency {
             RttSource::SeqAck => false,
         };
         let h = self.held[di];
+        let syn_fin = u32::from(rec.flags & (SYN | FIN) != 0);
+        // A pure ACK of everything the peer sent asks for no answer: the peer echoes it
+        // whenever its application next sends (a think time, no round trip), so it is not
+        // timed, but its TSval counts as seen: a later segment carrying the same TSval is not
+        // its first carrier. Amid the peer's flight the peer's ack clock answers at once.
+        let asks_answer = !(use_ts
+            && rec.payload_len == 0
+            && syn_fin == 0
+            && !(peer_next_seq != 0 && seq_gt(peer_next_seq, rec.ack)));
         let value = if use_ts {
             rec.tsval
         } else {
             if resent {
                 // Karn: which copy an answer answers is unknown; a new epoch leaves every
                 // event timed so far unanswerable (if one ends beyond the resend's start).
+                // Only when something timed could still be answered: a recovery's burst of
+                // resends moves the epoch on once, not once per resend.
                 if h & (held::TIMESTAMPS | held::NEWEST) == held::NEWEST
+                    && h & (held::NEWEST_OPEN | held::IN_TABLE) != 0
                     && seq_gt(self.newest[di], rec.seq)
                 {
                     let epoch = (h & held::EPOCH).wrapping_add(1 << held::EPOCH_SHIFT);
@@ -385,7 +490,6 @@ impl Latency {
                 }
                 return;
             }
-            let syn_fin = u32::from(rec.flags & (SYN | FIN) != 0);
             if rec.payload_len == 0 && syn_fin == 0 {
                 return;
             }
@@ -416,7 +520,8 @@ impl Latency {
             if !seq_gt(value, self.newest[di]) {
                 return;
             }
-            if cfg.rate_limit_ns > 0
+            if asks_answer
+                && cfg.rate_limit_ns > 0
                 && rec
                     .ts_ns
                     .saturating_sub(Self::time_of(self.newest_low_ns[di], prev_last_ns))
@@ -430,13 +535,17 @@ impl Latency {
             // give a sample, which also keeps its low time bits from being read wrapped).
             let at = Self::time_of(self.newest_low_ns[di], prev_last_ns);
             if rec.ts_ns.saturating_sub(at) <= MAX_SAMPLE_NS {
-                pending.insert(self.key(di), self.newest[di], at);
+                pending.insert(self.key(di), self.newest[di], at, rec.ts_ns);
                 self.held[di] |= held::IN_TABLE;
             }
         }
         self.newest[di] = value;
-        self.newest_low_ns[di] = rec.ts_ns as u32;
-        self.held[di] |= held::NEWEST | held::NEWEST_OPEN;
+        if asks_answer {
+            self.newest_low_ns[di] = rec.ts_ns as u32;
+            self.held[di] |= held::NEWEST | held::NEWEST_OPEN;
+        } else {
+            self.held[di] = (self.held[di] | held::NEWEST) & !held::NEWEST_OPEN;
+        }
     }
 }
 
@@ -606,10 +715,22 @@ mod tests {
         let mut l = Latency::for_flow(1);
         let mut pending = PendingEvents::default();
         let mut last = 0;
+        let mut next = [0u32; 2];
         segs.iter()
             .map(|(d, r, v)| {
-                let s = l.on_segment(&cfg, &mut pending, r, *d, last, *v);
+                let facts = SegmentFacts {
+                    dir: *d,
+                    prev_last_ns: last,
+                    verdict: *v,
+                    peer_next_seq: next[1 - *d],
+                };
+                let s = l.on_segment(&cfg, &mut pending, r, &facts);
                 last = last.max(r.ts_ns);
+                let syn_fin = u32::from(r.flags & (SYN | FIN) != 0);
+                let end = r.seq.wrapping_add(r.payload_len + syn_fin);
+                if next[*d] == 0 || seq_gt(end, next[*d]) {
+                    next[*d] = end;
+                }
                 s
             })
             .collect()
@@ -764,7 +885,8 @@ mod tests {
     }
 
     /// A reordered (older) TSval is not timed, and an echo of a newer TSval gives up the older
-    /// events; nothing waits longer than MAX_SAMPLE_NS.
+    /// events; nothing waits longer than MAX_SAMPLE_NS; the server's pure ACKs of all the
+    /// client sent are not timed (the client's next request echoes them after its think time).
     #[test]
     fn reordering_and_old_events() {
         let a = ACK | PSH;
@@ -786,11 +908,46 @@ mod tests {
             ),
         ];
         let out = run(LatencyConfig::default(), &segs);
+        assert_eq!(rtts(&out), [(Leg::Server, Source::Timestamps, 10 * MS)]);
+    }
+
+    /// A download with timestamps: the client's pure ACKs amid the server's flight are timed,
+    /// and the server's next segment echoing one times the server leg; the last, acknowledging
+    /// all the server sent, is not.
+    #[test]
+    fn pure_acks_amid_the_peer_flight_time_the_other_leg() {
+        let a = ACK | PSH;
+        let segs = [
+            (S2C, with_ts(seg(T0, 1, 100, 1000, a), 10, 50), 0),
+            (S2C, with_ts(seg(T0 + MS, 1001, 100, 1000, a), 11, 50), 0),
+            (C2S, with_ts(seg(T0 + 5 * MS, 100, 1001, 0, ACK), 60, 10), 0),
+            (
+                S2C,
+                with_ts(seg(T0 + 6 * MS, 2001, 100, 1000, a), 12, 50),
+                0,
+            ),
+            (
+                S2C,
+                with_ts(seg(T0 + 25 * MS, 3001, 100, 1000, a), 31, 60),
+                0,
+            ),
+            (
+                C2S,
+                with_ts(seg(T0 + 30 * MS, 100, 4001, 0, ACK), 70, 31),
+                0,
+            ),
+            (
+                S2C,
+                with_ts(seg(T0 + 90 * MS, 4001, 100, 1000, a), 90, 70),
+                0,
+            ),
+        ];
         assert_eq!(
-            rtts(&out),
+            rtts(&run(LatencyConfig::default(), &segs)),
             [
-                (Leg::Server, Source::Timestamps, 10 * MS),
-                (Leg::Client, Source::Timestamps, 7 * MS)
+                (Leg::Client, Source::Timestamps, 5 * MS),
+                (Leg::Server, Source::Timestamps, 20 * MS),
+                (Leg::Client, Source::Timestamps, 5 * MS),
             ]
         );
     }
@@ -888,5 +1045,37 @@ mod tests {
             .filter_map(|s| s.response_ns)
             .collect();
         assert_eq!(turns, [8 * MS, 3 * MS]);
+    }
+
+    /// Five waiting events of one set: the oldest gives way, and is counted when its answer
+    /// comes; the other four are still found; an event past the age limit gives way, and its
+    /// answer is not counted.
+    #[test]
+    fn a_full_set_displaces_its_oldest_event_and_counts_it() {
+        let mut p = PendingEvents::default();
+        let key = 7 << (held::EPOCH_BITS + 2);
+        let home = PendingEvents::set_index(key, 1);
+        let same: Vec<u32> = (1..)
+            .filter(|&v| PendingEvents::set_index(key, v) == home)
+            .take(6)
+            .collect();
+        for (i, &v) in same[..5].iter().enumerate() {
+            let t = T0 + i as u64 * MS;
+            p.insert(key, v, t, t);
+        }
+        assert_eq!(p.take_displaced(), 0);
+        assert_eq!(p.take(key, same[0]), None);
+        assert_eq!(p.take_displaced(), 1);
+        for (i, &v) in same[1..5].iter().enumerate() {
+            assert_eq!(p.take(key, v), Some(T0 + (i as u64 + 1) * MS));
+        }
+        for (i, &v) in same[..4].iter().enumerate() {
+            p.insert(key, v, T0 + i as u64, T0 + i as u64);
+        }
+        let late = T0 + MAX_SAMPLE_NS + 10;
+        p.insert(key, same[5], late, late);
+        assert_eq!(p.take(key, same[5]), Some(late));
+        assert_eq!(p.take(key, same[0]), None);
+        assert_eq!(p.take_displaced(), 0);
     }
 }

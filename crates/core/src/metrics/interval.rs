@@ -70,6 +70,7 @@ pub fn merge_interval(
         }
         drops.flow_table_full += part.flow_table_full;
         drops.flow_probe_limit += part.flow_probe_limit;
+        drops.rtt_events_displaced += part.rtt_events_displaced;
         drops.reorder_overflow += part.reorder_overflow;
         active_flows += part.active_flows;
         flows.append(&mut part.flows);

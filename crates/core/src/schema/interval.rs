@@ -177,6 +177,10 @@ pub struct Drops {
     /// their home was taken. The keyed hash makes this a sign of an attack on a known key,
     /// not of chance.
     pub flow_probe_limit: u64,
+    /// Not frames but RTT samples: timed events still awaiting their answer that newer ones
+    /// displaced from a worker's pending-event table (docs/latency.md).
+    #[serde(default)]
+    pub rtt_events_displaced: u64,
     /// Not a loss: records analysed possibly out of capture order because one capture queue
     /// fell more than a worker's merge lane behind the others.
     pub reorder_overflow: u64,
@@ -184,7 +188,7 @@ pub struct Drops {
 
 impl Drops {
     /// Every reason with its count, by the name records use.
-    pub fn named(&self) -> [(&'static str, u64); 9] {
+    pub fn named(&self) -> [(&'static str, u64); 10] {
         [
             ("xdp_rx_dropped", self.xdp_rx_dropped),
             ("xdp_rx_ring_full", self.xdp_rx_ring_full),
@@ -194,6 +198,7 @@ impl Drops {
             ("worker_ring_full", self.worker_ring_full),
             ("flow_table_full", self.flow_table_full),
             ("flow_probe_limit", self.flow_probe_limit),
+            ("rtt_events_displaced", self.rtt_events_displaced),
             ("reorder_overflow", self.reorder_overflow),
         ]
     }
@@ -209,6 +214,7 @@ impl Drops {
         add(&mut self.worker_ring_full, o.worker_ring_full);
         add(&mut self.flow_table_full, o.flow_table_full);
         add(&mut self.flow_probe_limit, o.flow_probe_limit);
+        add(&mut self.rtt_events_displaced, o.rtt_events_displaced);
         add(&mut self.reorder_overflow, o.reorder_overflow);
     }
 }

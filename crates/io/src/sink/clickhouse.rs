@@ -46,7 +46,8 @@ const HEAD: &[(&str, &str)] = &[
 ];
 
 /// `capture.*` counters of the interval table, as `capture_<name>`; `capture_drops` sums the
-/// monitor's own losses (`capture.drops`, without `reorder_overflow`, which is no loss).
+/// monitor's own losses of frames and flows (`capture.drops`, without `reorder_overflow`, which
+/// is no loss, and `rtt_events_displaced`, which loses RTT samples, not frames).
 const CAPTURE: &[&str] = &["packets", "bytes", "non_tcp", "malformed", "drops"];
 
 /// After the counters, in both tables.
