@@ -259,13 +259,25 @@ pub fn fmt_time(ns: u64) -> String {
     )
 }
 
-const HEADER: [&str; 10] = [
-    "server", "hs p50", "hs p99", "SYN/s", "backlog", "retx", "RST>SYN", "0-win", "stalls", "new",
+const COLUMNS: usize = 13;
+
+const HEADER: [&str; COLUMNS] = [
+    "server", "hs p50", "hs p99", "srv rtt", "cli rtt", "resp", "SYN/s", "backlog", "retx",
+    "RST>SYN", "0-win", "stalls", "new",
 ];
 
-fn row(name: &str, c: &Counters, hist: &HistSummary, secs: f64) -> [String; 10] {
-    let hs = |v: u64| {
-        if hist.count == 0 {
+/// A row's latencies: the handshake total, the RTT legs (server's, client's) and the response
+/// time, as merged.
+struct RowLatencies<'a> {
+    handshake: &'a HistSummary,
+    server_leg: &'a HistSummary,
+    client_leg: &'a HistSummary,
+    response: &'a HistSummary,
+}
+
+fn row(name: &str, c: &Counters, l: &RowLatencies<'_>, secs: f64) -> [String; COLUMNS] {
+    let time = |h: &HistSummary, v: u64| {
+        if h.count == 0 {
             "-".to_string()
         } else {
             fmt_us(v)
@@ -278,8 +290,11 @@ fn row(name: &str, c: &Counters, hist: &HistSummary, secs: f64) -> [String; 10] 
     };
     [
         name.to_string(),
-        hs(hist.p50),
-        hs(hist.p99),
+        time(l.handshake, l.handshake.p50),
+        time(l.handshake, l.handshake.p99),
+        time(l.server_leg, l.server_leg.p50),
+        time(l.client_leg, l.client_leg.p50),
+        time(l.response, l.response.p50),
         format!("{rate:.1}"),
         format!("{:.3}", c.backlog_pressure()),
         format!("{:.2}%", c.retransmit_ratio() * 100.0),
@@ -310,17 +325,25 @@ pub fn render(w: &Merged, th: &Thresholds, style: Style) -> String {
             )
         )
     );
-    let mut rows: Vec<[String; 10]> = vec![HEADER.map(str::to_string)];
+    let mut rows: Vec<[String; COLUMNS]> = vec![HEADER.map(str::to_string)];
     for s in &r.servers {
-        rows.push(row(&s.server, &s.counters, &s.handshake_total_us, secs));
+        let l = RowLatencies {
+            handshake: &s.handshake_total_us,
+            server_leg: &s.rtt_server_leg_us,
+            client_leg: &s.rtt_client_leg_us,
+            response: &s.response_us,
+        };
+        rows.push(row(&s.server, &s.counters, &l, secs));
     }
-    rows.push(row(
-        "total",
-        &r.tcp.counters,
-        &r.histograms.handshake_total_us,
-        secs,
-    ));
-    let mut widths = [0usize; 10];
+    let h = &r.histograms;
+    let total = RowLatencies {
+        handshake: &h.handshake_total_us,
+        server_leg: &h.rtt_server_leg_us,
+        client_leg: &h.rtt_client_leg_us,
+        response: &h.response_us,
+    };
+    rows.push(row("total", &r.tcp.counters, &total, secs));
+    let mut widths = [0usize; COLUMNS];
     for cells in &rows {
         for (w, cell) in widths.iter_mut().zip(cells) {
             *w = (*w).max(cell.chars().count());
