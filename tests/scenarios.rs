@@ -117,7 +117,7 @@ fn compare(truth: &GroundTruth, run: &common::Run, max_flows: Option<u64>) -> Ve
         let want = gen::truth_json(t);
         let got = serde_json::to_value(got).expect("a record serialises");
         for (field, value) in want.as_object().into_iter().flatten() {
-            if field != "type" && !same_field(&got[field], value) {
+            if field != "type" && !gen::field_matches(&got[field], value) {
                 problems.push(format!(
                     "{} → {} ({}): {field} want {value} got {}",
                     key.0, key.1, t.close, got[field]
@@ -221,26 +221,6 @@ fn compare(truth: &GroundTruth, run: &common::Run, max_flows: Option<u64>) -> Ve
         }
     }
     problems
-}
-
-/// Whether a flow record's field equals the truth's: exactly, but for latency medians, which
-/// the record takes from a log histogram (within 12.5 % of the exact lower median).
-fn same_field(got: &serde_json::Value, want: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match (got, want) {
-        (Value::Object(g), Value::Object(w)) => {
-            g.len() == w.len()
-                && w.iter().all(|(k, wv)| match (k.as_str(), g.get(k)) {
-                    ("p50_ns", Some(gv)) => match (gv.as_u64(), wv.as_u64()) {
-                        (Some(g), Some(w)) => g.abs_diff(w) * 8 <= w,
-                        _ => gv == wv,
-                    },
-                    (_, Some(gv)) => same_field(gv, wv),
-                    (_, None) => false,
-                })
-        }
-        _ => got == want,
-    }
 }
 
 fn assert_no_problems(what: &str, problems: &[String]) {

@@ -85,7 +85,7 @@ fn assert_flows_match(truths: &[Truth], flows: &[FlowRecord]) {
             }
         };
         for (field, value) in want.as_object().into_iter().flatten() {
-            if field != "type" && got[field] != *value {
+            if field != "type" && !gen::field_matches(&got[field], value) {
                 problems.push(format!(
                     "{} → {} ({}): {field} want {value} got {}",
                     key.0, key.1, t.close, got[field]

@@ -204,6 +204,26 @@ pub fn truth_json(t: &Truth) -> Value {
     v
 }
 
+/// Whether a flow record's field `got` equals the truth's `want`: exactly, but for latency
+/// medians (`p50_ns`), which the record takes from a log histogram, within 12.5 % of the
+/// truth's exact lower median (docs/schema.md).
+pub fn field_matches(got: &Value, want: &Value) -> bool {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            g.len() == w.len()
+                && w.iter().all(|(k, wv)| match (k.as_str(), g.get(k)) {
+                    ("p50_ns", Some(gv)) => match (gv.as_u64(), wv.as_u64()) {
+                        (Some(g), Some(w)) => g.abs_diff(w) * 8 <= w,
+                        _ => gv == wv,
+                    },
+                    (_, Some(gv)) => field_matches(gv, wv),
+                    (_, None) => false,
+                })
+        }
+        _ => got == want,
+    }
+}
+
 /// `{samples, min_ns, p50_ns, max_ns}` of `samples`, `p50_ns` the exact lower median (the
 /// flow record's is a log bucket's middle, within 12.5 % of it: docs/schema.md).
 fn summary_json(samples: &[u64]) -> Value {
