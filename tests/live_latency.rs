@@ -351,10 +351,11 @@ impl Drop for Relay {
 }
 
 /// A keep-alive HTTP/1.1 server: `/sleep` answers after `SLEEP`, `/bulk` sends `BULK_BYTES`,
-/// PUT reads the body.
+/// PUT reads the body; `/handled` gives the median time (ns) it took over `/sleep` requests,
+/// from their handling's start to the reply written: the server's own part of a turn.
 const SERVER_PY: &str = r#"
-import http.server, sys, time
-SLEEP = float(sys.argv[1]); BULK = int(sys.argv[2]); BODY = b"x" * BULK
+import http.server, statistics, sys, time
+SLEEP = float(sys.argv[1]); BULK = int(sys.argv[2]); BODY = b"x" * BULK; TIMES = []
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def reply(self, body):
@@ -364,8 +365,12 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def do_GET(self):
         if self.path.startswith("/sleep"):
+            start = time.perf_counter_ns()
             time.sleep(SLEEP)
             self.reply(b"slept\n")
+            TIMES.append(time.perf_counter_ns() - start)
+        elif self.path == "/handled":
+            self.reply(str(int(statistics.median(TIMES)) if TIMES else 0).encode())
         else:
             self.reply(BODY)
     def do_PUT(self):
@@ -534,6 +539,11 @@ fn lab_run(timestamps: bool) {
     let _ = std::fs::remove_file(&upload);
     let requests = format!("{}[1-{REQUESTS}]", url("/sleep/"));
     curl(&t, &[&requests]);
+    let handled = in_ns(&t.client, &["curl", "-sS", "-m", "10", &url("/handled")]);
+    let handled_ns: u64 = String::from_utf8_lossy(&handled.stdout)
+        .trim()
+        .parse()
+        .expect("the server's handling time");
     std::thread::sleep(Duration::from_millis(300));
 
     let (run, code) = monitor.stop();
@@ -589,6 +599,10 @@ fn lab_run(timestamps: bool) {
     // median of 6.3 ms for 5.1 applied under CI load), and with timestamps the first segment of
     // a TSval tick often waits for the client's delayed ACK, whose echo carries the wait.
     let tolerance = 300_000;
+    // Below the applied delay the lab itself errs: the relay's copies to the monitor lag when
+    // its threads wait for a core (a 0.43 ms short client-leg p10 in one run on this 2-core
+    // machine, with the suite's other work done), so the lower bounds allow 0.6 ms.
+    let short = 600_000;
     // A quantile read from a record is a bucket of its histogram (256 µs wide at 20 ms): the
     // bounds are checked against the bucket's ends, not one value in it.
     let ends = |h: &LatencyHist, q: f64| {
@@ -609,13 +623,13 @@ fn lab_run(timestamps: bool) {
         );
         let (low, high) = ends(leg, 0.1);
         assert!(
-            high + tolerance >= applied && low <= applied + base_ns + tolerance,
+            high + short >= applied && low <= applied + base_ns + tolerance,
             "p10 {low}-{high} ns for a leg the relay made {applied} ns (configured \
              {configured:?}, base {base_ns} ns)"
         );
         let (low, high) = ends(leg, 0.5);
         assert!(
-            high + tolerance >= applied && low <= applied + base_ns + 2_000_000,
+            high + short >= applied && low <= applied + base_ns + 2_000_000,
             "median {low}-{high} ns for a leg the relay made {applied} ns (configured \
              {configured:?}, base {base_ns} ns)"
         );
@@ -626,14 +640,17 @@ fn lab_run(timestamps: bool) {
         m.response.count()
     );
     // A turn at the tap is the server leg's round trip plus the server's own time: the sleep
-    // and Python's handling of the request (0.6-0.9 ms on these runs, so 1.5 ms of slack, not
-    // the 1 ms aimed at). The round trip is the delay the relay applied on that side (the
-    // measured median carries the timestamp source's delayed-ACK bias).
+    // and Python's handling of the request, which the server timed itself (0.5-0.9 ms beyond
+    // the sleep on a quiet machine, 3 ms more in one loaded run). The round trip is the delay
+    // the relay applied on that side (the measured median carries the timestamp source's
+    // delayed-ACK bias). What is left is within 1 ms of the server's own time: its stack and
+    // the bucket of the record's histogram.
     let app = response.saturating_sub(server_applied);
     let sleep = nanos(SLEEP);
     assert!(
-        app >= sleep && app - sleep <= 1_500_000,
-        "response less server leg {app} ns, sleep {sleep} ns"
+        handled_ns >= sleep && app >= sleep && app.abs_diff(handled_ns) <= 1_000_000,
+        "response less server leg {app} ns, the server's own time {handled_ns} ns, sleep \
+         {sleep} ns"
     );
     // Every flow took its samples from the source the kernel's settings give.
     if timestamps {
