@@ -603,6 +603,10 @@ fn lab_run(timestamps: bool) {
     // its threads wait for a core (a 0.43 ms short client-leg p10 in one run on this 2-core
     // machine, with the suite's other work done), so the lower bounds allow 0.6 ms.
     let short = 600_000;
+    // With timestamps the echo is of a flight's first segment (RFC 7323), so a client leg's
+    // median carries the flight and the client's delayed ACK: 3.4 ms above the applied delay
+    // on a loaded run (8.6 ms for 5.2), where sequence/ACK stays within 2 ms.
+    let median_slack = if timestamps { 4_000_000 } else { 2_000_000 };
     // A quantile read from a record is a bucket of its histogram (256 µs wide at 20 ms): the
     // bounds are checked against the bucket's ends, not one value in it.
     let ends = |h: &LatencyHist, q: f64| {
@@ -629,7 +633,7 @@ fn lab_run(timestamps: bool) {
         );
         let (low, high) = ends(leg, 0.5);
         assert!(
-            high + short >= applied && low <= applied + base_ns + 2_000_000,
+            high + short >= applied && low <= applied + base_ns + median_slack,
             "median {low}-{high} ns for a leg the relay made {applied} ns (configured \
              {configured:?}, base {base_ns} ns)"
         );
